@@ -1,0 +1,5 @@
+"""Imports every domain's event module, so the registry knows them all."""
+
+from contracts import customer
+
+__all__ = ["customer"]

@@ -1,0 +1,59 @@
+"""MongoDB access with PyMongo's async client: durable client settings, declared indexes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+Document = dict[str, Any]
+
+
+def make_mongo_client(uri: str, *, app_name: str) -> AsyncMongoClient[Document]:
+    """The one way services build a client. Keyword options win over the URI, so a
+    deployment cannot weaken durability by accident: majority writes and reads, retryable
+    writes, timezone-aware datetimes."""
+    return AsyncMongoClient(
+        uri,
+        appname=app_name,
+        w="majority",
+        readConcernLevel="majority",
+        retryWrites=True,
+        retryReads=True,
+        tz_aware=True,
+        uuidRepresentation="standard",
+        serverSelectionTimeoutMS=10_000,
+    )
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index a service declares next to its queries; created at start-up."""
+
+    collection: str
+    keys: list[tuple[str, int]]
+    unique: bool = False
+    expire_after_seconds: int | None = None
+    partial: Document | None = None
+    name: str | None = None
+    options: Document = field(default_factory=dict)
+
+    def model(self) -> IndexModel:
+        kwargs: Document = {"unique": self.unique, **self.options}
+        if self.name:
+            kwargs["name"] = self.name
+        if self.expire_after_seconds is not None:
+            kwargs["expireAfterSeconds"] = self.expire_after_seconds
+        if self.partial is not None:
+            kwargs["partialFilterExpression"] = self.partial
+        return IndexModel(self.keys, **kwargs)
+
+
+async def ensure_indexes(db: AsyncDatabase[Document], indexes: list[Index]) -> None:
+    by_collection: dict[str, list[IndexModel]] = {}
+    for index in indexes:
+        by_collection.setdefault(index.collection, []).append(index.model())
+    for name, models in by_collection.items():
+        await db[name].create_indexes(models)

@@ -1,0 +1,146 @@
+"""The clients a service holds for its lifetime, built once at start-up and handed in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import Depends, Request
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
+
+from contracts import DEAD_LETTER_TOPIC, Topic
+from servicekit.consumer import PROCESSED_INDEXES, EventConsumer, Subscription
+from servicekit.idempotency import IDEMPOTENCY_INDEXES
+from servicekit.kafka import ensure_topics, make_consumer, make_producer
+from servicekit.mongo import Document, Index, ensure_indexes, make_mongo_client
+from servicekit.outbox import OUTBOX_INDEXES, Outbox, OutboxRelay
+from servicekit.settings import ServiceSettings
+from servicekit.unit_of_work import UnitOfWork
+
+log = logging.getLogger("servicekit.runtime")
+KIT_INDEXES = [*OUTBOX_INDEXES, *PROCESSED_INDEXES, *IDEMPOTENCY_INDEXES]
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    client: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+    producer: AIOKafkaProducer
+    outbox: Outbox
+    uow: UnitOfWork
+    relay: OutboxRelay
+    consumers: list[EventConsumer] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(
+        cls,
+        settings: ServiceSettings,
+        *,
+        indexes: list[Index],
+        subscriptions: list[Subscription],
+        run_relay: bool = True,
+    ) -> Runtime:
+        name = settings.service_name
+        client = make_mongo_client(settings.mongodb_uri, app_name=name)
+        db = client[settings.mongodb_database]
+        await ensure_indexes(db, [*KIT_INDEXES, *indexes])
+        await ensure_topics(
+            settings,
+            [*(str(t) for t in Topic), DEAD_LETTER_TOPIC],
+            partitions=settings.kafka_topic_partitions,
+            replication=settings.kafka_replication_factor,
+        )
+        producer = make_producer(settings, client_id=f"{name}-producer")
+        await _start_with_retries(producer)
+        outbox = Outbox(db, source=f"/services/{name}")
+        uow = UnitOfWork(client, db, outbox)
+        relay = OutboxRelay(
+            db,
+            producer,
+            outbox,
+            owner=f"{name}@{socket.gethostname()}:{id(outbox):x}",
+            lease_seconds=settings.outbox_lease_seconds,
+            batch_size=settings.outbox_batch_size,
+        )
+        runtime = cls(settings, client, db, producer, outbox, uow, relay)
+        if run_relay:
+            runtime.spawn(relay.run(), "outbox-relay")
+        for sub in subscriptions:
+            await runtime.subscribe(sub)
+        return runtime
+
+    async def subscribe(self, subscription: Subscription) -> EventConsumer:
+        kafka = make_consumer(
+            self.settings,
+            *subscription.topics(),
+            group_id=subscription.group_id,
+            client_id=f"{self.settings.service_name}-{subscription.group_id}",
+        )
+        await _start_with_retries(kafka)
+        consumer = EventConsumer(subscription, kafka, self.uow, self.producer)
+        consumer.kafka = kafka  # type: ignore[attr-defined]
+        self.consumers.append(consumer)
+        self.spawn(consumer.run(), f"consumer:{subscription.group_id}")
+        return consumer
+
+    def spawn(self, coro: Any, name: str) -> None:
+        self.tasks.append(asyncio.create_task(coro, name=name))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.relay.release_lease()
+        for consumer in self.consumers:
+            with contextlib.suppress(Exception):
+                await consumer.kafka.stop()  # type: ignore[attr-defined]
+        await self.producer.stop()
+        await self.client.close()
+
+    async def readiness(self) -> dict[str, Any]:
+        """Each dependency's state; `ready` only when the store and broker both answer."""
+        checks = {
+            "store": await _check(self.db.command("ping")),
+            "broker": await _check(self.producer.client.fetch_all_metadata()),
+        }
+        tasks = {t.get_name(): "running" if not t.done() else "stopped" for t in self.tasks}
+        ready = all(c == "ok" for c in checks.values()) and all(
+            s == "running" for s in tasks.values()
+        )
+        return {"ready": ready, "checks": checks, "workers": tasks}
+
+
+async def _check(awaitable: Any) -> str:
+    try:
+        async with asyncio.timeout(3.0):
+            await awaitable
+    except Exception as exc:
+        return f"failing: {type(exc).__name__}"
+    return "ok"
+
+
+async def _start_with_retries(client: Any) -> None:
+    """A broker that is still starting is waited for, up to a minute."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(60), wait=wait_exponential(max=5), reraise=True
+    ):
+        with attempt:
+            await client.start()
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]

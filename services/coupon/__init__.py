@@ -1,0 +1,1 @@
+"""Coupon service: budgets with approval, batches, claims, wallet, redemption, channels, alerts."""

@@ -1,0 +1,5 @@
+"""Coupon HTTP API: routes validate and delegate to the use cases."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Coupon domain: models and rules, no I/O."""

@@ -1,0 +1,5 @@
+"""Coupon event handlers: contract event -> use case."""
+
+from servicekit.consumer import Subscription
+
+SUBSCRIPTIONS: list[Subscription] = []

@@ -1,0 +1,1 @@
+"""Customer domain: models and rules, no I/O."""

@@ -1,0 +1,17 @@
+from fastapi import FastAPI
+
+from servicekit.app import create_service_app
+from services.customer import api, store
+from services.customer.events import SUBSCRIPTIONS
+from services.customer.settings import CustomerSettings
+
+
+def create_app(settings: CustomerSettings | None = None) -> FastAPI:
+    return create_service_app(
+        settings or CustomerSettings(),
+        title="Customer service",
+        description="Customer profiles, consent, ownership, merge, behaviour, orders.",
+        routers=[api.router],
+        indexes=store.INDEXES,
+        subscriptions=SUBSCRIPTIONS,
+    )

@@ -1,0 +1,1 @@
+"""Loyalty service: points ledger of lots, tiers, benefits and benefit cards, stored value."""

@@ -1,0 +1,1 @@
+"""Loyalty domain: models and rules, no I/O."""

@@ -1,0 +1,5 @@
+"""Loyalty event handlers: contract event -> use case."""
+
+from servicekit.consumer import Subscription
+
+SUBSCRIPTIONS: list[Subscription] = []

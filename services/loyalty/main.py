@@ -1,0 +1,17 @@
+from fastapi import FastAPI
+
+from servicekit.app import create_service_app
+from services.loyalty import api, store
+from services.loyalty.events import SUBSCRIPTIONS
+from services.loyalty.settings import LoyaltySettings
+
+
+def create_app(settings: LoyaltySettings | None = None) -> FastAPI:
+    return create_service_app(
+        settings or LoyaltySettings(),
+        title="Loyalty service",
+        description="Points ledger of lots, tiers, benefits and benefit cards, stored value.",
+        routers=[api.router],
+        indexes=store.INDEXES,
+        subscriptions=SUBSCRIPTIONS,
+    )

@@ -1,0 +1,1 @@
+"""Reach service: outreach channels, templates, triggered campaigns, consent, caps and receipts."""

@@ -1,0 +1,1 @@
+"""Reach domain: models and rules, no I/O."""

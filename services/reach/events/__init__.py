@@ -1,0 +1,5 @@
+"""Reach event handlers: contract event -> use case."""
+
+from servicekit.consumer import Subscription
+
+SUBSCRIPTIONS: list[Subscription] = []

@@ -1,0 +1,1 @@
+"""Tagging service: tags, automatic tagging rules, and audience segments kept current."""

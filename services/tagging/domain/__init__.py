@@ -1,0 +1,1 @@
+"""Tagging domain: models and rules, no I/O."""
