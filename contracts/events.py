@@ -70,4 +70,5 @@ def registered_events() -> dict[str, type[Event]]:
     """Every event type declared in `contracts`, by type name."""
     import contracts.domains  # noqa: F401  (declares every domain's events)
 
-    return dict(sorted(_REGISTRY.items()))
+    published = {t: c for t, c in _REGISTRY.items() if c.__module__.startswith("contracts.")}
+    return dict(sorted(published.items()))

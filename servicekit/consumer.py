@@ -164,7 +164,7 @@ class EventConsumer:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient),
                 stop=stop_after_attempt(self.max_attempts),
-                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
                 reraise=True,
             ):
                 with attempt:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -79,10 +80,12 @@ class Runtime:
         return runtime
 
     async def subscribe(self, subscription: Subscription) -> EventConsumer:
+        group_id = self.settings.kafka_group_prefix + subscription.group_id
+        subscription = dataclasses.replace(subscription, group_id=group_id)
         kafka = make_consumer(
             self.settings,
             *subscription.topics(),
-            group_id=subscription.group_id,
+            group_id=group_id,
             client_id=f"{self.settings.service_name}-{subscription.group_id}",
         )
         await _start_with_retries(kafka)

@@ -34,6 +34,9 @@ class InfraSettings(BaseSettings):
     #: Apache Kafka supports the idempotent producer; the embedded tansu broker does not.
     kafka_idempotent_producer: bool = shared(False, "KAFKA_IDEMPOTENT_PRODUCER")
     #: Partitions and replication of topics a service creates when they are missing.
+    #: Prepended to every consumer group id, so two deployments (or test runs) sharing one
+    #: cluster never split each other's partitions.
+    kafka_group_prefix: str = shared("", "KAFKA_GROUP_PREFIX")
     kafka_topic_partitions: int = shared(4, "KAFKA_TOPIC_PARTITIONS")
     kafka_replication_factor: int = shared(1, "KAFKA_REPLICATION_FACTOR")
     mongodb_uri: str = shared(EMBEDDED_MONGODB, "MONGODB_URI")
