@@ -1,4 +1,5 @@
 """`python -m devstack infra`: run the embedded broker and store until Ctrl-C or SIGTERM.
+`python -m devstack up`: the whole system with demo data (`make up`).
 
 Flags override the `DEVSTACK_*` variables, which override the built-in defaults.
 """
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"keep the store's data in memory (default: ${ENV_STORE_IN_MEMORY})",
     )
     infra.add_argument("--timeout", type=float, default=60.0, help="startup timeout, seconds")
+    commands.add_parser(
+        "up", help="run the broker, the store, every service and the gateway, with demo data"
+    )
     return parser
 
 
@@ -111,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "infra":
         return run_infra(config_from_args(args), args.timeout)
+    if args.command == "up":
+        from devstack.up import run_up
+
+        return run_up()
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

@@ -40,5 +40,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
-    # aiokafka logs every rebalance at INFO; keep its warnings.
+    # uvicorn installs its own plain-text handlers before the app factory runs; route its
+    # records through ours so every line is JSON.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    # aiokafka logs every rebalance at INFO, httpx every request; keep their warnings.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -26,6 +26,12 @@ class PageRequest(BaseModel):
     after: dict[str, Any] | None = None
     limit: int = 50
 
+    def after_value(self, key: str) -> Any:
+        """The cursor's value for `key`; a cursor without it was not made by this listing."""
+        if self.after is None or key not in self.after:
+            raise InvalidInput("the cursor is not one this API returned", field="cursor")
+        return self.after[key]
+
 
 def encode_cursor(position: dict[str, Any]) -> str:
     raw = json.dumps(position, separators=(",", ":"), default=str).encode()

@@ -33,10 +33,10 @@ class InfraSettings(BaseSettings):
     kafka_bootstrap_servers: str = shared(EMBEDDED_KAFKA, "KAFKA_BOOTSTRAP_SERVERS")
     #: Apache Kafka supports the idempotent producer; the embedded tansu broker does not.
     kafka_idempotent_producer: bool = shared(False, "KAFKA_IDEMPOTENT_PRODUCER")
-    #: Partitions and replication of topics a service creates when they are missing.
     #: Prepended to every consumer group id, so two deployments (or test runs) sharing one
     #: cluster never split each other's partitions.
     kafka_group_prefix: str = shared("", "KAFKA_GROUP_PREFIX")
+    #: Partitions and replication of topics a service creates when they are missing.
     kafka_topic_partitions: int = shared(4, "KAFKA_TOPIC_PARTITIONS")
     kafka_replication_factor: int = shared(1, "KAFKA_REPLICATION_FACTOR")
     mongodb_uri: str = shared(EMBEDDED_MONGODB, "MONGODB_URI")

@@ -37,7 +37,7 @@ class CustomerStore:
     async def page(self, tenant: str, page: PageRequest) -> tuple[list[Customer], str | None]:
         query: dict[str, Any] = {"tenant": tenant}
         if page.after:
-            query["_id"] = {"$gt": str(page.after["_id"])}
+            query["_id"] = {"$gt": str(page.after_value("_id"))}
         cursor = self._customers.find(query).sort("_id", 1).limit(page.limit + 1)
         docs = await cursor.to_list()
         return [_from_doc(d) for d in docs[: page.limit]], next_cursor(docs, page.limit, "_id")
