@@ -39,7 +39,7 @@ def configure_tracing(
 
 
 def instrument_app(app: FastAPI) -> None:
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,livez")
 
 
 def tracer(name: str) -> trace.Tracer:

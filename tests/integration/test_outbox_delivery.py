@@ -95,3 +95,31 @@ async def test_outbox_survives_relay_crashes_without_loss_or_double_apply(
     finally:
         await tagging_rt.stop()
         await customer_rt.stop()
+
+
+async def test_one_relay_holds_the_lease_until_it_lapses(infra, unique: str) -> None:
+    runtime = await Runtime.start(
+        settings_for(CustomerSettings, infra, unique),
+        indexes=CUSTOMER_INDEXES,
+        subscriptions=[],
+        run_relay=False,
+    )
+    try:
+        first, second = (
+            OutboxRelay(runtime.db, runtime.producer, runtime.outbox, owner=name, lease_seconds=30)
+            for name in ("replica-a", "replica-b")
+        )
+        assert await first.hold_lease()
+        assert not await second.hold_lease()  # a live owner keeps it
+        assert await first.hold_lease()  # and may extend it
+
+        await first.release_lease()  # a clean shutdown hands it over at once
+        assert await second.hold_lease()
+        assert not await first.hold_lease()
+
+        await runtime.db["outbox_leases"].update_one(
+            {"_id": "outbox"}, {"$set": {"until": datetime.now(UTC) - timedelta(seconds=1)}}
+        )
+        assert await first.hold_lease()  # a lapsed lease (a dead owner) is taken over
+    finally:
+        await runtime.stop()

@@ -1,0 +1,75 @@
+"""Health of the whole system as the gateway sees it: every service's own readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+import httpx
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from gateway.deps import SettingsDep, UpstreamClientDep
+from servicekit.context import REQUEST_ID_HEADER, current_request_id
+
+ServiceStatus = Literal["ok", "not_ready", "unavailable"]
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """Liveness: the gateway's process answers. Asks nothing of the services, so a fault
+    downstream never gets the gateway restarted."""
+    return {"status": "ok"}
+
+
+@router.get("/healthz")
+async def healthz(client: UpstreamClientDep, settings: SettingsDep) -> JSONResponse:
+    """Every service's readiness, asked concurrently: 200 when all are ready, else 503
+    with the state of each."""
+    return await system_health(client, settings.upstreams(), probe_timeout=settings.probe_timeout)
+
+
+@router.get("/readyz")
+async def readyz(client: UpstreamClientDep) -> JSONResponse:
+    """The gateway's own readiness: its upstream pool is open. A service that is down
+    answers its own routes with 503; it does not take every gateway replica out of
+    rotation (that view is /healthz)."""
+    ready = not client.is_closed
+    return JSONResponse({"status": "ok" if ready else "closing"}, status_code=200 if ready else 503)
+
+
+async def system_health(
+    client: httpx.AsyncClient, upstreams: dict[str, str], *, probe_timeout: float
+) -> JSONResponse:
+    states = await asyncio.gather(
+        *(service_health(client, base, probe_timeout=probe_timeout) for base in upstreams.values())
+    )
+    services = dict(zip(upstreams, states, strict=True))
+    healthy = all(state["status"] == "ok" for state in services.values())
+    body = {"status": "ok" if healthy else "degraded", "services": services}
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+async def service_health(
+    client: httpx.AsyncClient, base: str, *, probe_timeout: float
+) -> dict[str, Any]:
+    """One service's `/readyz`: its verdict, with its own account of why as the detail."""
+    try:
+        response = await client.get(
+            f"{base}/readyz",
+            timeout=probe_timeout,
+            headers={REQUEST_ID_HEADER: current_request_id.get() or ""},
+        )
+    except httpx.HTTPError as exc:
+        return {"status": "unavailable", "detail": {"error": type(exc).__name__}}
+    status: ServiceStatus = "ok" if response.status_code == 200 else "not_ready"
+    return {"status": status, "detail": _json_or_status(response)}
+
+
+def _json_or_status(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"http_status": response.status_code}

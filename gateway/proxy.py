@@ -1,0 +1,152 @@
+"""Routing: `/api/v1/<domain>/<path>` goes to `<the domain's service>/<path>`.
+
+What reaches a service is decided here, header by header: the tenant comes from the
+authenticated principal, the request id from this request's context, trace context from
+the instrumented client; of the client's own headers only the listed ones pass.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from gateway.auth import Principal, PrincipalDep
+from gateway.deps import SettingsDep, UpstreamClientDep
+from gateway.upstream import send_upstream
+from servicekit.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
+from servicekit.errors import NotFound
+
+API_PREFIX = "/api/v1"
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+#: The client's headers a service may see. A list of what passes, not of what is dropped:
+#: services trust what the gateway sends, so a header nobody thought of (a spoofed
+#: `X-Tenant-Id`, `Authorization`, cookies, hop-by-hop headers) never gets through.
+FORWARDED_REQUEST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-type",
+        "content-encoding",
+        "idempotency-key",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "user-agent",
+    }
+)
+#: Headers about one connection, not the message (RFC 9110 7.6.1).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+#: The gateway's own server and middleware write these; a service's copy would repeat them.
+WRITTEN_BY_GATEWAY = frozenset({"date", "server", REQUEST_ID_HEADER.lower()})
+
+ROUTE = f"{API_PREFIX}/{{domain}}/{{path:path}}"
+
+router = APIRouter()
+
+
+@router.api_route(ROUTE, methods=METHODS, include_in_schema=False)
+async def forward(
+    domain: str,
+    request: Request,
+    principal: PrincipalDep,
+    client: UpstreamClientDep,
+    settings: SettingsDep,
+) -> Response:
+    """Forward the request to the domain's service and stream its answer back as it is."""
+    base = settings.upstreams().get(domain)
+    if base is None:
+        raise NotFound(f"there is no service for {domain!r}", code="unknown_service")
+    upstream_request = client.build_request(
+        request.method,
+        httpx.URL(base + upstream_path(request, domain), query=request.scope["query_string"]),
+        headers=upstream_headers(request, principal),
+        content=await request.body(),  # read whole: a retried call must send it again
+    )
+    upstream = await send_upstream(client, upstream_request, service=domain, settings=settings)
+    public_prefix = request.scope.get("root_path", "") + f"{API_PREFIX}/{domain}"
+    return UpstreamResponse(upstream, downstream_headers(upstream, base, public_prefix))
+
+
+def upstream_path(request: Request, domain: str) -> str:
+    """The path after `/api/v1/<domain>`, still percent-encoded as the client sent it, so an
+    encoded `/` inside one segment (`a%2Fb`) stays inside it."""
+    raw = (request.scope.get("raw_path") or b"").decode("latin-1")
+    _, found, rest = raw.partition(f"{API_PREFIX}/{domain}/")
+    if found:
+        return "/" + rest
+    # The client percent-encoded the domain itself; the decoded path is the best we have.
+    return "/" + quote(request.path_params["path"])
+
+
+def upstream_headers(request: Request, principal: Principal) -> list[tuple[str, str]]:
+    headers = [(k, v) for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS]
+    if "accept-encoding" not in request.headers:
+        # The body is passed on as the service encodes it: ask for what any client reads.
+        headers.append(("accept-encoding", "identity"))
+    headers.append((TENANT_HEADER, principal.tenant))
+    headers.append((REQUEST_ID_HEADER, current_request_id.get() or ""))
+    return headers
+
+
+def downstream_headers(
+    upstream: httpx.Response, upstream_base: str, public_prefix: str
+) -> list[tuple[bytes, bytes]]:
+    """The service's response headers the client gets: all but the hop-by-hop ones (and
+    those its `Connection` header names), with redirects pointed at the gateway."""
+    named = {t.strip().lower() for t in upstream.headers.get("connection", "").split(",")}
+    dropped = HOP_BY_HOP | WRITTEN_BY_GATEWAY | named
+    headers = []
+    for name, value in upstream.headers.raw:
+        name = name.lower()
+        if name.decode("latin-1") in dropped:
+            continue
+        if name == b"location":
+            location = public_location(value.decode("latin-1"), upstream_base, public_prefix)
+            value = location.encode("latin-1")
+        headers.append((name, value))
+    return headers
+
+
+def public_location(location: str, upstream_base: str, public_prefix: str) -> str:
+    """A `Location` the service wrote for itself (`http://customer:8101/x` or `/x`) as the
+    client must follow it (`/api/v1/customer/x`); any other location is left alone."""
+    if location.startswith(upstream_base + "/"):
+        return public_prefix + location[len(upstream_base) :]
+    if location.startswith("/") and not location.startswith("//"):
+        return public_prefix + location
+    return location
+
+
+class UpstreamResponse(StreamingResponse):
+    """A service's answer streamed to the client as it arrives. Its connection goes back to
+    the pool however the stream ends, even when the client leaves halfway."""
+
+    def __init__(self, upstream: httpx.Response, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(upstream.aiter_raw(), status_code=upstream.status_code)
+        self.raw_headers = headers
+        self.upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.upstream.aclose()

@@ -1,0 +1,48 @@
+"""The gateway's settings: where each service listens and how patiently to call it.
+
+Its own fields read `GATEWAY_...` variables (`GATEWAY_CUSTOMER_URL`); the shared ones
+(`ENVIRONMENT`, `LOG_LEVEL`, `OTEL_EXPORTER_OTLP_ENDPOINT`) stay unprefixed.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from servicekit.settings import InfraSettings, service_config
+
+DOMAINS = ("customer", "tagging", "loyalty", "coupon", "reach")
+
+
+class GatewaySettings(InfraSettings):
+    model_config = service_config("gateway")
+
+    customer_url: str = "http://127.0.0.1:8101"
+    tagging_url: str = "http://127.0.0.1:8102"
+    loyalty_url: str = "http://127.0.0.1:8103"
+    coupon_url: str = "http://127.0.0.1:8104"
+    reach_url: str = "http://127.0.0.1:8105"
+
+    upstream_connect_timeout: float = Field(2.0, gt=0)
+    #: The longest a service may take to start answering (and between two body chunks).
+    upstream_read_timeout: float = Field(10.0, gt=0)
+    #: How many times an idempotent call is retried after its first attempt.
+    upstream_retries: int = Field(2, ge=0, le=5)
+    #: First pause between attempts; it doubles (with jitter) on each retry.
+    upstream_retry_backoff: float = Field(0.05, ge=0)
+    #: Connections kept open to all services together (the pool is shared).
+    upstream_max_connections: int = Field(200, ge=1)
+    #: How long /healthz and the OpenAPI merge wait for one service.
+    probe_timeout: float = Field(2.0, gt=0)
+    #: How long a service's OpenAPI document is reused before it is fetched again.
+    openapi_cache_seconds: float = Field(30.0, ge=0)
+
+    @field_validator("customer_url", "tagging_url", "loyalty_url", "coupon_url", "reach_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a service URL starts with http:// or https://")
+        return value.rstrip("/")
+
+    def upstreams(self) -> dict[str, str]:
+        """Each domain's service base URL, by domain name."""
+        return {domain: getattr(self, f"{domain}_url") for domain in DOMAINS}

@@ -1,0 +1,160 @@
+"""The whole system as a client meets it: every service and the gateway on real sockets,
+on the session's embedded broker and store, called over HTTP through the gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from gateway.main import create_app as gateway_app
+from gateway.settings import GatewaySettings
+
+from contracts import Envelope, Topic, event_class
+from services.coupon.main import create_app as coupon_app
+from services.coupon.settings import CouponSettings
+from services.customer.main import create_app as customer_app
+from services.customer.settings import CustomerSettings
+from services.loyalty.main import create_app as loyalty_app
+from services.loyalty.settings import LoyaltySettings
+from services.reach.main import create_app as reach_app
+from services.reach.settings import ReachSettings
+from services.tagging.main import create_app as tagging_app
+from services.tagging.settings import TaggingSettings
+from tests.support.servers import serve
+from tests.support.settings import settings_for
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+SERVICES = {
+    "customer": (customer_app, CustomerSettings),
+    "tagging": (tagging_app, TaggingSettings),
+    "loyalty": (loyalty_app, LoyaltySettings),
+    "coupon": (coupon_app, CouponSettings),
+    "reach": (reach_app, ReachSettings),
+}
+
+
+@dataclass
+class System:
+    gateway: httpx.AsyncClient
+    infra: object
+
+
+@pytest.fixture(scope="module")
+async def system(infra) -> AsyncIterator[System]:
+    unique = "e2e"
+    async with AsyncExitStack() as stack:
+        urls = {}
+        for name, (factory, settings_cls) in SERVICES.items():
+            settings = settings_for(settings_cls, infra, unique)
+            urls[name] = await stack.enter_async_context(serve(factory(settings)))
+        gateway_settings = GatewaySettings(
+            environment="test", **{f"{name}_url": url for name, url in urls.items()}
+        )
+        gateway_url = await stack.enter_async_context(serve(gateway_app(gateway_settings)))
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=gateway_url, timeout=15)
+        )
+        yield System(gateway=client, infra=infra)
+
+
+async def test_the_gateway_reports_every_service_green(system: System) -> None:
+    response = await system.gateway.get("/healthz")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["services"]) == set(SERVICES)
+    assert all(s["status"] == "ok" for s in body["services"].values())
+
+
+async def test_a_registered_customer_reaches_tagging_in_one_trace(system: System, spans) -> None:
+    tenant = {"X-Tenant-Id": "e2e-shop"}
+    created = await system.gateway.post(
+        "/api/v1/customer/customers",
+        json={"display_name": "Han Meimei", "source_channel": "mini_program"},
+        headers=tenant,
+    )
+    assert created.status_code == 201, created.text
+    customer_id = created.json()["id"]
+
+    profile = await eventually(
+        lambda: system.gateway.get(
+            f"/api/v1/tagging/customers/{customer_id}/profile", headers=tenant
+        ),
+        until=lambda r: r.status_code == 200,
+    )
+    assert profile.json()["display_name"] == "Han Meimei"
+
+    # The gateway's request, the customer service's handling, the relay's publish and
+    # tagging's consumption share one trace id.
+    def consumer_spans():
+        return [s for s in spans.get_finished_spans() if s.name == "consume scrm.customer.events"]
+
+    await eventually(consumer_spans, until=lambda found: len(found) > 0)
+    traces_with_consume = {s.context.trace_id for s in consumer_spans()}
+    gateway_posts = [
+        s
+        for s in spans.get_finished_spans()
+        if s.kind.name == "SERVER" and s.attributes.get("http.route", "").startswith("/api/v1/")
+    ]
+    assert any(s.context.trace_id in traces_with_consume for s in gateway_posts)
+
+
+async def test_bad_input_through_the_gateway_is_a_problem_and_writes_nothing(
+    system: System,
+) -> None:
+    tenant = {"X-Tenant-Id": "e2e-bad-input"}
+    response = await system.gateway.post(
+        "/api/v1/customer/customers",
+        json={"display_name": {"$gt": ""}, "source_channel": "store"},
+        headers=tenant,
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "display_name"
+    listing = await system.gateway.get("/api/v1/customer/customers", headers=tenant)
+    assert listing.json()["items"] == []
+
+
+async def test_the_merged_openapi_names_every_service(system: System) -> None:
+    response = await system.gateway.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/api/v1/customer/customers" in paths
+    assert "/api/v1/tagging/customers/{customer_id}/profile" in paths
+
+
+async def test_every_published_event_matches_its_contract(system: System) -> None:
+    """Reads back everything the services published and validates it against contracts."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=system.infra.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        envelopes = await _read_all(consumer, [str(t) for t in Topic])
+    finally:
+        await consumer.stop()
+    published = [e for e in envelopes if e.source.startswith("/services/")]
+    assert published, "the services published nothing"
+    for envelope in published:
+        event_class(envelope.type).model_validate(envelope.data)
+
+
+async def _read_all(consumer: AIOKafkaConsumer, topics: list[str]) -> list[Envelope]:
+    tps = [
+        TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
+    ]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    envelopes: list[Envelope] = []
+    while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+        batches = await consumer.getmany(*tps, timeout_ms=500)
+        for records in batches.values():
+            envelopes.extend(Envelope.from_bytes(r.value) for r in records if r.value)
+    return envelopes
