@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from gateway.main import create_app as gateway_app
-from gateway.settings import GatewaySettings
 
 from contracts import Envelope, Topic, event_class
+from gateway.main import create_app as gateway_app
+from gateway.settings import GatewaySettings
 from services.coupon.main import create_app as coupon_app
 from services.coupon.settings import CouponSettings
 from services.customer.main import create_app as customer_app
