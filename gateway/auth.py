@@ -14,8 +14,9 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
-from servicekit.context import TENANT_HEADER, current_tenant, validate_tenant
+from servicekit.context import current_tenant, validate_tenant
 from servicekit.errors import DomainError
+from servicekit.headers import TENANT_HEADER
 from servicekit.settings import InfraSettings
 
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gateway.deps import SettingsDep, UpstreamClientDep
-from servicekit.context import REQUEST_ID_HEADER, current_request_id
+from servicekit.context import current_request_id
+from servicekit.headers import REQUEST_ID_HEADER
 
 ServiceStatus = Literal["ok", "not_ready", "unavailable"]
 

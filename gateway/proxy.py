@@ -17,8 +17,9 @@ from starlette.types import Receive, Scope, Send
 from gateway.auth import Principal, PrincipalDep
 from gateway.deps import SettingsDep, UpstreamClientDep
 from gateway.upstream import send_upstream
-from servicekit.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
+from servicekit.context import current_request_id
 from servicekit.errors import NotFound
+from servicekit.headers import FORWARDED_PREFIX_HEADER, REQUEST_ID_HEADER, TENANT_HEADER
 
 API_PREFIX = "/api/v1"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -75,14 +76,14 @@ async def forward(
     base = settings.upstreams().get(domain)
     if base is None:
         raise NotFound(f"there is no service for {domain!r}", code="unknown_service")
+    public_prefix = request.scope.get("root_path", "") + f"{API_PREFIX}/{domain}"
     upstream_request = client.build_request(
         request.method,
         httpx.URL(base + upstream_path(request, domain), query=request.scope["query_string"]),
-        headers=upstream_headers(request, principal),
+        headers=upstream_headers(request, principal, public_prefix),
         content=await request.body(),  # read whole: a retried call must send it again
     )
     upstream = await send_upstream(client, upstream_request, service=domain, settings=settings)
-    public_prefix = request.scope.get("root_path", "") + f"{API_PREFIX}/{domain}"
     return UpstreamResponse(upstream, downstream_headers(upstream, base, public_prefix))
 
 
@@ -97,13 +98,17 @@ def upstream_path(request: Request, domain: str) -> str:
     return "/" + quote(request.path_params["path"])
 
 
-def upstream_headers(request: Request, principal: Principal) -> list[tuple[str, str]]:
+def upstream_headers(
+    request: Request, principal: Principal, public_prefix: str
+) -> list[tuple[str, str]]:
     headers = [(k, v) for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS]
     if "accept-encoding" not in request.headers:
         # The body is passed on as the service encodes it: ask for what any client reads.
         headers.append(("accept-encoding", "identity"))
     headers.append((TENANT_HEADER, principal.tenant))
     headers.append((REQUEST_ID_HEADER, current_request_id.get() or ""))
+    # Lets the service name the public path (a problem's `instance`), not its own.
+    headers.append((FORWARDED_PREFIX_HEADER, public_prefix))
     return headers
 
 

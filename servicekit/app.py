@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.consumer import Subscription
-from servicekit.context import REQUEST_ID_HEADER, current_request_id, current_tenant
+from servicekit.context import current_request_id, current_tenant
 from servicekit.errors import install_problem_handlers
+from servicekit.headers import REQUEST_ID_HEADER
 from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.logs import configure_logging
 from servicekit.mongo import Index

@@ -13,9 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from servicekit.errors import InvalidInput
+from servicekit.headers import TENANT_HEADER
 
-TENANT_HEADER = "X-Tenant-Id"
-REQUEST_ID_HEADER = "X-Request-Id"
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 current_tenant: ContextVar[str | None] = ContextVar("current_tenant", default=None)

@@ -7,12 +7,15 @@ request validation errors and unexpected faults to problem documents.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from servicekit.headers import FORWARDED_PREFIX_HEADER
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("servicekit.errors")
@@ -57,6 +60,15 @@ class InvalidInput(DomainError):
         super().__init__(detail, code=code, errors=[{"field": field, "reason": detail}], **extra)
 
 
+_PREFIX_PATTERN = re.compile(r"^(/[A-Za-z0-9_.-]{1,40}){0,5}$")
+
+
+def public_path(request: Request) -> str:
+    """The path as the client addressed it, through the gateway when there is one."""
+    prefix = request.headers.get(FORWARDED_PREFIX_HEADER, "")
+    return (prefix if _PREFIX_PATTERN.fullmatch(prefix) else "") + request.url.path
+
+
 def problem(
     status: int, title: str, detail: str, *, instance: str | None = None, **extra: Any
 ) -> JSONResponse:
@@ -92,7 +104,7 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     return problem(
-        exc.status, exc.title, exc.detail, instance=request.url.path, code=exc.code, **exc.extra
+        exc.status, exc.title, exc.detail, instance=public_path(request), code=exc.code, **exc.extra
     )
 
 
@@ -102,7 +114,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         422,
         "Invalid request",
         "The request does not match the expected schema.",
-        instance=request.url.path,
+        instance=public_path(request),
         code="validation_failed",
         errors=validation_errors(exc),
     )
@@ -111,14 +123,13 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
-    return problem(exc.status_code, title, str(exc.detail), instance=request.url.path)
+    return problem(exc.status_code, title, str(exc.detail), instance=public_path(request))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"path": request.url.path})
-    return problem(
-        500, "Internal error", "The server failed; the error is logged.", instance=request.url.path
-    )
+    detail = "The server failed; the error is logged."
+    return problem(500, "Internal error", detail, instance=public_path(request))
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -117,6 +117,7 @@ async def test_bad_input_through_the_gateway_is_a_problem_and_writes_nothing(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["errors"][0]["field"] == "display_name"
+    assert response.json()["instance"] == "/api/v1/customer/customers"  # the public path
     listing = await system.gateway.get("/api/v1/customer/customers", headers=tenant)
     assert listing.json()["items"] == []
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from servicekit.context import TenantDep
 from servicekit.pagination import Page, PageRequestDep
@@ -26,7 +26,9 @@ CustomersDep = Annotated[CustomerService, Depends(_service)]
 class RegisterCustomer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str = Field(min_length=1, max_length=100)
+    display_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    ]
     source_channel: SourceChannel
 
 
