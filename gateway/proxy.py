@@ -19,7 +19,14 @@ from gateway.deps import SettingsDep, UpstreamClientDep
 from gateway.upstream import send_upstream
 from servicekit.context import current_request_id
 from servicekit.errors import NotFound
-from servicekit.headers import FORWARDED_PREFIX_HEADER, REQUEST_ID_HEADER, TENANT_HEADER
+from servicekit.headers import (
+    ACTOR_ID_HEADER,
+    ACTOR_KIND_HEADER,
+    ACTOR_ROLES_HEADER,
+    FORWARDED_PREFIX_HEADER,
+    REQUEST_ID_HEADER,
+    TENANT_HEADER,
+)
 
 API_PREFIX = "/api/v1"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -106,6 +113,9 @@ def upstream_headers(
         # The body is passed on as the service encodes it: ask for what any client reads.
         headers.append(("accept-encoding", "identity"))
     headers.append((TENANT_HEADER, principal.tenant))
+    headers.append((ACTOR_ID_HEADER, principal.subject))
+    headers.append((ACTOR_KIND_HEADER, str(principal.kind)))
+    headers.append((ACTOR_ROLES_HEADER, ",".join(sorted(principal.roles))))
     headers.append((REQUEST_ID_HEADER, current_request_id.get() or ""))
     # Lets the service name the public path (a problem's `instance`), not its own.
     headers.append((FORWARDED_PREFIX_HEADER, public_prefix))

@@ -18,7 +18,7 @@ from servicekit.headers import REQUEST_ID_HEADER
 from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.logs import configure_logging
 from servicekit.mongo import Index
-from servicekit.runtime import Runtime
+from servicekit.runtime import Runtime, Worker
 from servicekit.settings import ServiceSettings
 from servicekit.telemetry import configure_tracing, instrument_app
 
@@ -75,6 +75,7 @@ def create_service_app(
     routers: list[APIRouter],
     indexes: list[Index],
     subscriptions: list[Subscription] | None = None,
+    workers: list[Worker] | None = None,
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
     configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
@@ -82,7 +83,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await Runtime.start(
-            settings, indexes=indexes, subscriptions=subscriptions or []
+            settings, indexes=indexes, subscriptions=subscriptions or [], workers=workers
         )
         try:
             yield

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import socket
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -26,6 +27,17 @@ from servicekit.settings import ServiceSettings
 from servicekit.unit_of_work import UnitOfWork
 
 log = logging.getLogger("servicekit.runtime")
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A background loop a service runs beside its HTTP routes (a scheduler, a sweep, a
+    job runner). `run` must loop until cancelled and survive its own faults."""
+
+    name: str
+    run: Callable[[Runtime], Coroutine[Any, Any, None]]
+
+
 KIT_INDEXES = [*OUTBOX_INDEXES, *PROCESSED_INDEXES, *IDEMPOTENCY_INDEXES]
 
 
@@ -48,6 +60,7 @@ class Runtime:
         *,
         indexes: list[Index],
         subscriptions: list[Subscription],
+        workers: list[Worker] | None = None,
         run_relay: bool = True,
     ) -> Runtime:
         name = settings.service_name
@@ -77,6 +90,8 @@ class Runtime:
             runtime.spawn(relay.run(), "outbox-relay")
         for sub in subscriptions:
             await runtime.subscribe(sub)
+        for worker in workers or []:
+            runtime.spawn(worker.run(runtime), f"worker:{worker.name}")
         return runtime
 
     async def subscribe(self, subscription: Subscription) -> EventConsumer:

@@ -4,6 +4,7 @@ from servicekit.app import create_service_app
 from services.customer import api, store
 from services.customer.events import SUBSCRIPTIONS
 from services.customer.settings import CustomerSettings
+from services.customer.workers import WORKERS
 
 
 def create_app(settings: CustomerSettings | None = None) -> FastAPI:
@@ -14,4 +15,5 @@ def create_app(settings: CustomerSettings | None = None) -> FastAPI:
         routers=[api.router],
         indexes=store.INDEXES,
         subscriptions=SUBSCRIPTIONS,
+        workers=WORKERS,
     )

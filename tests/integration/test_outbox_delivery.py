@@ -12,7 +12,7 @@ import pytest
 from servicekit.outbox import OutboxRelay
 from servicekit.runtime import Runtime
 from services.customer.domain.customer import SourceChannel
-from services.customer.service import CustomerService
+from services.customer.service.profiles import CustomerService
 from services.customer.settings import CustomerSettings
 from services.customer.store import INDEXES as CUSTOMER_INDEXES
 from services.customer.store import CustomerStore

@@ -1,5 +1,11 @@
 """Customer HTTP API: routes validate and delegate to the use cases."""
 
-from services.customer.api.customers import router
+from fastapi import APIRouter
+
+from services.customer.api import behaviour, consents, customers, follow_ups, orders
+
+router = APIRouter()
+for part in (customers, consents, follow_ups, behaviour, orders):
+    router.include_router(part.router)
 
 __all__ = ["router"]

@@ -9,7 +9,7 @@ from servicekit.context import TenantDep
 from servicekit.pagination import Page, PageRequestDep
 from servicekit.runtime import RuntimeDep
 from services.customer.domain.customer import Customer, SourceChannel
-from services.customer.service import CustomerService
+from services.customer.service.profiles import CustomerService
 from services.customer.store import CustomerStore
 
 router = APIRouter(prefix="/customers", tags=["customers"])

@@ -33,6 +33,7 @@ class Customer(BaseModel):
     source_channel: SourceChannel
     lifecycle_stage: LifecycleStage
     registered_at: datetime
+    owner_id: str | None = None
     version: int = Field(default=1, ge=1)
 
 

@@ -1,5 +1,14 @@
 """Customer store: every query of the customer service lives here."""
 
-from services.customer.store.customers import INDEXES, CustomerStore
+from services.customer.store import behaviour, consents, customers, follow_ups, orders
+from services.customer.store.customers import CustomerStore
+
+INDEXES = [
+    *customers.INDEXES,
+    *consents.INDEXES,
+    *follow_ups.INDEXES,
+    *behaviour.INDEXES,
+    *orders.INDEXES,
+]
 
 __all__ = ["INDEXES", "CustomerStore"]

@@ -1,0 +1,3 @@
+from servicekit.mongo import Index
+
+INDEXES: list[Index] = []
