@@ -215,9 +215,9 @@ class PurchaseStatsChanged(CustomerEvent):
 
 
 class FollowUpReminderDue(CustomerEvent):
-    """Sent when an advisor's follow-up reminder falls due (reach delivers it)."""
+    """Sent when an advisor's follow-up reminder falls due (reach delivers it to them)."""
 
-    type: ClassVar[str] = "customer.follow_up_reminder_due.v1"
+    type: ClassVar[str] = "customer.follow_up_reminder_triggered.v1"
 
     customer_id: str
     follow_up_id: str

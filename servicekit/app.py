@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -76,6 +77,7 @@ def create_service_app(
     indexes: list[Index],
     subscriptions: list[Subscription] | None = None,
     workers: list[Worker] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
     configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
@@ -83,7 +85,11 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await Runtime.start(
-            settings, indexes=indexes, subscriptions=subscriptions or [], workers=workers
+            settings,
+            indexes=indexes,
+            subscriptions=subscriptions or [],
+            workers=workers,
+            state=state,
         )
         try:
             yield

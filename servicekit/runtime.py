@@ -52,6 +52,8 @@ class Runtime:
     relay: OutboxRelay
     consumers: list[EventConsumer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: What a service builds once from its settings and hands to its routes (e.g. a key vault).
+    state: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     async def start(
@@ -61,6 +63,7 @@ class Runtime:
         indexes: list[Index],
         subscriptions: list[Subscription],
         workers: list[Worker] | None = None,
+        state: dict[str, Any] | None = None,
         run_relay: bool = True,
     ) -> Runtime:
         name = settings.service_name
@@ -85,7 +88,7 @@ class Runtime:
             lease_seconds=settings.outbox_lease_seconds,
             batch_size=settings.outbox_batch_size,
         )
-        runtime = cls(settings, client, db, producer, outbox, uow, relay)
+        runtime = cls(settings, client, db, producer, outbox, uow, relay, state=dict(state or {}))
         if run_relay:
             runtime.spawn(relay.run(), "outbox-relay")
         for sub in subscriptions:

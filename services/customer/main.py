@@ -4,16 +4,19 @@ from servicekit.app import create_service_app
 from services.customer import api, store
 from services.customer.events import SUBSCRIPTIONS
 from services.customer.settings import CustomerSettings
+from services.customer.store.crypto import PersonalDataVault
 from services.customer.workers import WORKERS
 
 
 def create_app(settings: CustomerSettings | None = None) -> FastAPI:
+    settings = settings or CustomerSettings()
     return create_service_app(
-        settings or CustomerSettings(),
+        settings,
         title="Customer service",
         description="Customer profiles, consent, ownership, merge, behaviour, orders.",
         routers=[api.router],
         indexes=store.INDEXES,
         subscriptions=SUBSCRIPTIONS,
         workers=WORKERS,
+        state={"vault": PersonalDataVault.from_settings(settings)},
     )

@@ -16,6 +16,7 @@ from services.customer.service.profiles import CustomerService
 from services.customer.settings import CustomerSettings
 from services.customer.store import INDEXES as CUSTOMER_INDEXES
 from services.customer.store import CustomerStore
+from services.customer.store.custom_fields import CustomFieldStore
 from services.tagging.events import SUBSCRIPTIONS as TAGGING_SUBSCRIPTIONS
 from services.tagging.settings import TaggingSettings
 from services.tagging.store import INDEXES as TAGGING_INDEXES
@@ -54,7 +55,9 @@ async def test_outbox_survives_relay_crashes_without_loss_or_double_apply(
         subscriptions=TAGGING_SUBSCRIPTIONS,
     )
     try:
-        customers = CustomerService(customer_rt.uow, CustomerStore(customer_rt.db))
+        customers = CustomerService(
+            customer_rt.uow, CustomerStore(customer_rt.db), CustomFieldStore(customer_rt.db)
+        )
         registered = await asyncio.gather(
             *(
                 customers.register(

@@ -17,7 +17,19 @@ from contracts.events import upcast_data
 
 EVENT_TYPE = re.compile(r"^[a-z]+(\.[a-z_]+)+\.v\d+$")
 #: Past participles that do not end in -ed; add one here when an event needs it.
-IRREGULAR_PAST = ("sent", "paid", "spent", "won", "lost", "set", "built", "held", "made", "done")
+IRREGULAR_PAST = (
+    "sent",
+    "paid",
+    "spent",
+    "won",
+    "lost",
+    "set",
+    "built",
+    "held",
+    "made",
+    "done",
+    "withdrawn",
+)
 
 
 def envelope(**overrides: Any) -> Envelope:

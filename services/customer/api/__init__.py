@@ -2,10 +2,17 @@
 
 from fastapi import APIRouter
 
-from services.customer.api import behaviour, consents, customers, follow_ups, orders
+from services.customer.api import (
+    behaviour,
+    consents,
+    custom_fields,
+    customers,
+    follow_ups,
+    orders,
+)
 
 router = APIRouter()
-for part in (customers, consents, follow_ups, behaviour, orders):
+for part in (customers, custom_fields, consents, follow_ups, behaviour, orders):
     router.include_router(part.router)
 
 __all__ = ["router"]
