@@ -17,6 +17,7 @@ from servicekit.context import current_request_id, current_tenant
 from servicekit.errors import install_problem_handlers
 from servicekit.headers import REQUEST_ID_HEADER
 from servicekit.idempotency import IdempotencyMiddleware
+from servicekit.limits import BodyLimitMiddleware
 from servicekit.logs import configure_logging
 from servicekit.mongo import Index
 from servicekit.runtime import Runtime, Worker
@@ -78,6 +79,7 @@ def create_service_app(
     subscriptions: list[Subscription] | None = None,
     workers: list[Worker] | None = None,
     state: dict[str, Any] | None = None,
+    body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
     configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
@@ -103,6 +105,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimitMiddleware, paths=body_limits)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)
     return app
