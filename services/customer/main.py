@@ -2,6 +2,7 @@ from fastapi import FastAPI
 
 from servicekit.app import create_service_app
 from services.customer import api, store
+from services.customer.api.imports import BODY_LIMITS
 from services.customer.events import SUBSCRIPTIONS
 from services.customer.settings import CustomerSettings
 from services.customer.store.crypto import PersonalDataVault
@@ -18,5 +19,6 @@ def create_app(settings: CustomerSettings | None = None) -> FastAPI:
         indexes=store.INDEXES,
         subscriptions=SUBSCRIPTIONS,
         workers=WORKERS,
+        body_limits=BODY_LIMITS,
         state={"vault": PersonalDataVault.from_settings(settings)},
     )

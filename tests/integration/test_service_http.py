@@ -190,7 +190,8 @@ async def test_readiness_reports_the_store_broker_and_workers(http: httpx.AsyncC
     state = response.json()
     assert state["ready"] is True
     assert state["checks"] == {"store": "ok", "broker": "ok"}
-    assert state["workers"] == {"outbox-relay": "running"}
+    assert state["workers"]["outbox-relay"] == "running"
+    assert set(state["workers"].values()) == {"running"}
 
 
 # --------------------------------------------------------------------------- pagination

@@ -276,3 +276,61 @@ def _default_vault() -> PersonalDataVault:
     """The vault of this process's settings, for stores built without one (event handlers
     and workers); the app hands its own in, built once from the same settings."""
     return PersonalDataVault.from_settings(CustomerSettings())
+
+
+# --- merge and data subject rights (appended: reads and writes those use cases need) ----
+
+
+class CustomerRecords(CustomerStore):
+    """The customer store with what merge and erasure need on top: candidates by blind
+    index, sealed images for merge records, releasing every claim, scrubbing the log."""
+
+    def sealed(self, customer: Customer) -> Document:
+        """The customer as stored (personal data sealed), for a record that keeps it."""
+        return self._to_doc(customer)
+
+    def unsealed(self, doc: Document) -> Customer:
+        return self._from_doc(doc)
+
+    async def candidates(self, customer: Customer) -> list[Customer]:
+        """Active customers of the tenant sharing the mobile, email or a union id."""
+        tenant, matches = customer.tenant, []
+        if customer.mobile:
+            matches.append({"mobile_bi": self.vault.blind_index("mobile", tenant, customer.mobile)})
+        if customer.email:
+            matches.append({"email_bi": self.vault.blind_index("email", tenant, customer.email)})
+        unions = [i.key for i in customer.identities if i.kind == "union_id"]
+        if unions:
+            matches.append({"identity_keys": {"$in": unions}})
+        if not matches:
+            return []
+        query = {"tenant": tenant, "status": "active", "_id": {"$ne": customer.id}, "$or": matches}
+        docs = await self._customers.find(query).sort("_id", 1).limit(100).to_list()
+        return [self._from_doc(d) for d in docs]
+
+    async def release_all_claims(self, customer_id: str, session: AsyncClientSession) -> None:
+        """A customer that stops acting (merged, erased) holds no mobile or identity."""
+        await self._claims.delete_many({"customer_id": customer_id}, session=session)
+
+    async def merged_into(
+        self, tenant: str, survivor_id: str, session: AsyncClientSession
+    ) -> list[Customer]:
+        query = {"tenant": tenant, "merged_into": survivor_id, "status": "merged"}
+        docs = await self._customers.find(query, session=session).to_list()
+        return [self._from_doc(d) for d in docs]
+
+    async def scrub_change_log(
+        self, tenant: str, customer_id: str, session: AsyncClientSession
+    ) -> None:
+        """Keep who changed which fields when, drop every value (even masked ones)."""
+        query = {"tenant": tenant, "customer_id": customer_id}
+        async for entry in self._log.find(query, session=session):
+            changes = [c | {"old": None, "new": None} for c in entry["changes"]]
+            await self._log.update_one(
+                {"_id": entry["_id"]}, {"$set": {"changes": changes}}, session=session
+            )
+
+    async def whole_change_log(self, tenant: str, customer_id: str) -> list[ChangeLogEntry]:
+        query = {"tenant": tenant, "customer_id": customer_id}
+        docs = await self._log.find(query).sort("_id", 1).to_list()
+        return [ChangeLogEntry.model_validate(d) for d in docs]
