@@ -65,18 +65,23 @@ class Outbox:
         )
 
     async def add(
-        self, session: AsyncClientSession, tenant: str, events: Sequence[Event]
-    ) -> list[Envelope]:
-        envelopes = [self.envelope(tenant, e) for e in events]
-        if envelopes:
-            docs = [self._entry(env, e) for env, e in zip(envelopes, events, strict=True)]
-            await self._entries.insert_many(docs, session=session)
-        return envelopes
+        self, session: AsyncClientSession, messages: Sequence[tuple[Envelope, Event]]
+    ) -> None:
+        """One outbox entry per transaction, holding all its events in order: a batch of
+        500 behaviour events costs one insert and one "sent" mark, not 500 of each."""
+        if messages:
+            entry = {
+                "_id": ObjectId(),
+                "created_at": now(),
+                "sent_at": None,
+                "events": [self._message(env, event) for env, event in messages],
+            }
+            await self._entries.insert_one(entry, session=session)
 
-    def _entry(self, envelope: Envelope, event: Event) -> Document:
+    @staticmethod
+    def _message(envelope: Envelope, event: Event) -> Document:
         trace = {"traceparent": envelope.traceparent, "tracestate": envelope.tracestate}
         return {
-            "_id": ObjectId(),
             "event_id": envelope.id,
             "type": envelope.type,
             "tenant": envelope.tenant,
@@ -84,8 +89,6 @@ class Outbox:
             "key": envelope.subject,
             "value": envelope.to_bytes(),
             "headers": {k: v for k, v in trace.items() if v},
-            "created_at": envelope.time,
-            "sent_at": None,
         }
 
     def committed(self) -> None:
@@ -160,7 +163,8 @@ class OutboxRelay:
             log.warning("could not release the outbox lease; it will expire")
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending entries in order; return how many were sent."""
+        """Publish one batch of pending entries in order; return how many entries (each
+        one transaction's events) were sent."""
         cursor = self._entries.find({"sent_at": None}).sort([("created_at", 1), ("_id", 1)])
         entries = await cursor.limit(self.batch_size).to_list()
         if not entries:
@@ -168,33 +172,38 @@ class OutboxRelay:
         sent = await self._send(entries)
         if sent:
             await self.mark_sent([e["_id"] for e in sent])
-            self.published += len(sent)
+            self.published += sum(len(e["events"]) for e in sent)
         return len(sent)
 
     async def _send(self, entries: list[Document]) -> list[Document]:
-        """Send all, then wait for the acks; stop at the first failure to keep order."""
-        futures = [await self._producer.send(**self._message(e)) for e in entries]
+        """Send all, then wait for the acks; stop at the first entry with a failure, so
+        what is marked sent is a prefix and order holds (the rest is sent again)."""
+        futures = [
+            [await self._producer.send(**self._kafka_message(m)) for m in entry["events"]]
+            for entry in entries
+        ]
         sent: list[Document] = []
-        for entry, future in zip(entries, futures, strict=True):
+        for entry, acks in zip(entries, futures, strict=True):
             try:
-                await future
+                for ack in acks:
+                    await ack
             except Exception:
-                log.exception("publish failed", extra={"event_id": entry["event_id"]})
+                log.exception("publish failed", extra={"outbox_entry": str(entry["_id"])})
                 break
             sent.append(entry)
         return sent
 
     @staticmethod
-    def _message(entry: Document) -> dict:
+    def _kafka_message(message: Document) -> dict:
         return {
-            "topic": entry["topic"],
-            "value": entry["value"],
-            "key": entry["key"].encode(),
+            "topic": message["topic"],
+            "value": message["value"],
+            "key": message["key"].encode(),
             "headers": [
-                ("ce_id", entry["event_id"].encode()),
-                ("ce_type", entry["type"].encode()),
-                ("ce_tenant", entry["tenant"].encode()),
-                *kafka_headers(entry.get("headers") or {}),
+                ("ce_id", message["event_id"].encode()),
+                ("ce_type", message["type"].encode()),
+                ("ce_tenant", message["tenant"].encode()),
+                *kafka_headers(message.get("headers") or {}),
             ],
         }
 
@@ -203,3 +212,19 @@ class OutboxRelay:
 
     async def pending_count(self) -> int:
         return await self._entries.count_documents({"sent_at": None})
+
+
+async def outbox_events(
+    db: AsyncDatabase[Document], *, tenant: str | None = None, type: str | None = None
+) -> list[Document]:
+    """Every event recorded in the outbox (sent or not), optionally of one tenant and type:
+    what a use case committed, for tests and operators."""
+    query: Document = {}
+    if tenant is not None:
+        query["events.tenant"] = tenant
+    events = [m async for entry in db[OUTBOX].find(query).sort("_id", 1) for m in entry["events"]]
+    return [
+        m
+        for m in events
+        if (tenant is None or m["tenant"] == tenant) and (type is None or m["type"] == type)
+    ]

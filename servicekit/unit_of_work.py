@@ -28,15 +28,20 @@ class Tx:
     session: AsyncClientSession
     db: AsyncDatabase[Document]
     outbox: Outbox
-    emitted: list[Envelope] = field(default_factory=list)
+    #: Events emitted so far; written to the outbox as one entry when the work is done.
+    pending: list[tuple[Envelope, Event]] = field(default_factory=list)
 
     async def emit(self, *events: Event, tenant: str | None = None) -> list[Envelope]:
         tenant = tenant or current_tenant.get()
         if tenant is None:
             raise RuntimeError("emit needs a tenant: none is set for this request or event")
-        envelopes = await self.outbox.add(self.session, tenant, events)
-        self.emitted.extend(envelopes)
+        envelopes = [self.outbox.envelope(tenant, e) for e in events]
+        self.pending.extend(zip(envelopes, events, strict=True))
         return envelopes
+
+    @property
+    def emitted(self) -> list[Envelope]:
+        return [envelope for envelope, _ in self.pending]
 
 
 class UnitOfWork:
@@ -56,7 +61,8 @@ class UnitOfWork:
             nonlocal emitted
             tx = Tx(session=session, db=self.db, outbox=self.outbox)
             result = await work(tx)
-            emitted = bool(tx.emitted)
+            await self.outbox.add(session, tx.pending)
+            emitted = bool(tx.pending)
             return result
 
         async with self.client.start_session() as session:

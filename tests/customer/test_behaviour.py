@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.errors import PROBLEM_JSON
+from servicekit.outbox import outbox_events
 from services.customer.domain.behaviour import RETENTION
 from services.customer.main import create_app
 from services.customer.settings import CustomerSettings
@@ -84,7 +85,7 @@ async def written(db: AsyncDatabase[Any], tenant: str) -> tuple[int, int]:
     """(behaviour documents, outbox entries) of `tenant`: what a request left behind."""
     return (
         await db["behaviour_events"].count_documents({"tenant": tenant}),
-        await db["outbox"].count_documents({"tenant": tenant, "type": RECORDED}),
+        len(await outbox_events(db, tenant=tenant, type=RECORDED)),
     )
 
 

@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from contracts import Envelope
 from contracts.customer import FollowUpReminderDue
 from servicekit.errors import PROBLEM_JSON
+from servicekit.outbox import outbox_events
 from servicekit.pagination import encode_cursor
 from servicekit.runtime import Runtime
 from services.customer.domain.follow_ups import (
@@ -505,8 +506,8 @@ async def test_a_due_reminder_is_published_once_by_two_replicas_and_not_before_i
     events = await reminder_events(service, tenant)
 
     assert sorted(e.data["follow_up_id"] for e in events) == sorted(f["id"] for f in due)
-    written = {"tenant": tenant, "type": REMINDER_DUE}
-    assert await service.db["outbox"].count_documents(written) == len(due)
+    written = await outbox_events(service.db, tenant=tenant, type=REMINDER_DUE)
+    assert len(written) == len(due)
     by_id = {f["id"]: f for f in due}
     for event in events:
         reminder = by_id[event.data["follow_up_id"]]["reminder"]
@@ -560,8 +561,8 @@ async def test_replicas_racing_for_the_same_due_reminders_publish_each_once(
         rounds = await asyncio.gather(*(s.publish_due_reminders(limit=100) for s in services))
 
         assert sum(published for _, published in rounds) == len(overdue)
-        written = {"tenant": tenant, "type": REMINDER_DUE}
-        assert await first.db["outbox"].count_documents(written) == len(overdue)
+        written = await outbox_events(first.db, tenant=tenant, type=REMINDER_DUE)
+        assert len(written) == len(overdue)
         events = await eventually(
             lambda: reminder_events_at(settings, tenant),
             until=lambda found: len(found) >= len(overdue),

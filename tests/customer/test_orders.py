@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import Envelope
 from servicekit.errors import PROBLEM_JSON
+from servicekit.outbox import outbox_events
 from services.customer.main import create_app
 from services.customer.settings import CustomerSettings
 from tests.support.events import published
@@ -123,7 +124,7 @@ async def stats(api: httpx.AsyncClient, customer: str) -> dict[str, Any]:
 
 
 async def outbox_types(db: AsyncDatabase[Any], tenant: str) -> Counter[str]:
-    return Counter([e["type"] async for e in db["outbox"].find({"tenant": tenant})])
+    return Counter(e["type"] for e in await outbox_events(db, tenant=tenant))
 
 
 def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
