@@ -214,7 +214,7 @@ async def run_ingest(
     )
     runtime = await Runtime.start(
         settings,
-        indexes=store.INDEXES,
+        indexes=store.indexes(settings),
         subscriptions=[],
         run_relay=False,  # held back: the drain is timed on its own
         state={"vault": PersonalDataVault.from_settings(settings)},

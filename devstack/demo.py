@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -39,20 +40,88 @@ def wait_until_green(client: httpx.Client) -> bool:
 
 def load_demo(client: httpx.Client) -> int:
     """Register the demo customers unless the tenant already has some (data persists in
-    .devstack between runs). Each call carries an Idempotency-Key, so a retry is safe."""
+    .devstack between runs), with a custom field, consents, orders and behaviour. Each
+    write carries an Idempotency-Key, so a retry is safe."""
     headers = {"X-Tenant-Id": DEMO_TENANT}
     existing = client.get("/api/v1/customer/customers", params={"limit": 1}, headers=headers)
     existing.raise_for_status()
     if existing.json()["items"]:
         return 0
+    post = _poster(client, headers)
+    post("/custom-fields", PREFERRED_STORE, key="demo-field-preferred-store")
+    ids = []
     for i, (name, channel) in enumerate(DEMO_CUSTOMERS):
+        profile = {
+            "display_name": name,
+            "source_channel": channel,
+            "mobile": f"1380000{i:04d}",
+            "owner_id": f"advisor-{i % 3 + 1}",
+            "custom_fields": {"preferred_store": STORES[i % len(STORES)]},
+        }
+        ids.append(post("/customers", profile, key=f"demo-customer-{i:04d}")["id"])
+    for i, customer_id in enumerate(ids):
+        if i % 2 == 0:
+            consent = {"granted": True, "source": "mini_program_popup"}
+            _put(client, headers, f"/customers/{customer_id}/consents/sms/marketing", consent)
+        if i < 6:
+            post("/orders/paid", _order(customer_id, i), key=f"demo-order-{i:04d}")
+    events = [_view(customer_id, n) for customer_id in ids for n in range(3)]
+    post("/behaviour/batch", {"events": events}, key="demo-behaviour")
+    return len(DEMO_CUSTOMERS)
+
+
+PREFERRED_STORE = {
+    "key": "preferred_store",
+    "label": "Preferred store",
+    "type": "enum",
+    "options": ["hangzhou-west-lake", "shanghai-jingan", "beijing-sanlitun"],
+    "searchable": True,
+}
+STORES = PREFERRED_STORE["options"]
+
+
+def _poster(client: httpx.Client, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    def post(path: str, body: dict, *, key: str) -> dict:
         response = client.post(
-            "/api/v1/customer/customers",
-            json={"display_name": name, "source_channel": channel},
-            headers={**headers, "Idempotency-Key": f"demo-customer-{i:04d}"},
+            f"/api/v1/customer{path}", json=body, headers={**headers, "Idempotency-Key": key}
         )
         response.raise_for_status()
-    return len(DEMO_CUSTOMERS)
+        return response.json()
+
+    return post
+
+
+def _put(client: httpx.Client, headers: dict[str, str], path: str, body: dict) -> None:
+    client.put(f"/api/v1/customer{path}", json=body, headers=headers).raise_for_status()
+
+
+def _order(customer_id: str, i: int) -> dict:
+    amount = 19_900 + i * 5_000
+    return {
+        "order_id": f"demo-order-{i:04d}",
+        "customer_id": customer_id,
+        "amount": amount,
+        "lines": [
+            {
+                "line_id": "1",
+                "sku": f"SKU-{i}",
+                "category": "apparel",
+                "quantity": 1,
+                "amount": amount,
+            }
+        ],
+        "channel": "mini_program",
+        "paid_at": (datetime.now(UTC) - timedelta(days=i * 7)).isoformat(),
+    }
+
+
+def _view(customer_id: str, n: int) -> dict:
+    return {
+        "customer_id": customer_id,
+        "kind": "product_view",
+        "occurred_at": (datetime.now(UTC) - timedelta(hours=n)).isoformat(),
+        "target": {"product_id": f"P-{n}", "category": "apparel"},
+    }
 
 
 def load_demo_when_ready(gateway_url: str) -> None:

@@ -2,6 +2,7 @@ from fastapi import FastAPI
 
 from servicekit.app import create_service_app
 from services.customer import api, store
+from services.customer.api.behaviour import BODY_LIMITS as BEHAVIOUR_BODY_LIMITS
 from services.customer.api.imports import BODY_LIMITS
 from services.customer.events import SUBSCRIPTIONS
 from services.customer.settings import CustomerSettings
@@ -16,9 +17,9 @@ def create_app(settings: CustomerSettings | None = None) -> FastAPI:
         title="Customer service",
         description="Customer profiles, consent, ownership, merge, behaviour, orders.",
         routers=[api.router],
-        indexes=store.INDEXES,
+        indexes=store.indexes(settings),
         subscriptions=SUBSCRIPTIONS,
         workers=WORKERS,
-        body_limits=BODY_LIMITS,
+        body_limits={**BODY_LIMITS, **BEHAVIOUR_BODY_LIMITS},
         state={"vault": PersonalDataVault.from_settings(settings)},
     )

@@ -15,5 +15,8 @@ class CustomerSettings(ServiceSettings):
     #: Base64 of 32 bytes keying the blind index (exact lookup of mobile, email, ID number).
     #: Changing it makes existing indexes unusable: set it once.
     blind_index_key: str = ""
+    #: How long behaviour events are kept (a TTL index; changing it on an existing
+    #: database needs a collMod of the index).
+    behaviour_retention_days: int = 180
     #: How long a merge can be undone.
     unmerge_window_days: int = 30

@@ -258,7 +258,7 @@ async def test_an_oversized_batch_is_refused_whole_and_writes_nothing(
     problem = assert_problem(await api.post("/behaviour/batch", json={"events": items}), 422)
     assert {e["field"] for e in problem["errors"]} == {"events"}
 
-    padded = [{**event(), "customer_id": customer, "pad": "x" * 2000} for _ in range(600)]
+    padded = [{**event(), "customer_id": customer, "pad": "x" * 4000} for _ in range(600)]
     assert_problem(await api.post("/behaviour/batch", json={"events": padded}), 413)
     for body in ({"events": []}, {"events": {"$ne": None}}, {"events": ["x"]}, [event()]):
         assert_problem(await api.post("/behaviour/batch", json=body), 422)

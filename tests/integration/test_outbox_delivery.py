@@ -14,8 +14,8 @@ from servicekit.runtime import Runtime
 from services.customer.domain.customer import SourceChannel
 from services.customer.service.profiles import CustomerService
 from services.customer.settings import CustomerSettings
-from services.customer.store import INDEXES as CUSTOMER_INDEXES
 from services.customer.store import CustomerStore
+from services.customer.store import indexes as customer_indexes
 from services.customer.store.custom_fields import CustomFieldStore
 from services.tagging.events import SUBSCRIPTIONS as TAGGING_SUBSCRIPTIONS
 from services.tagging.settings import TaggingSettings
@@ -45,7 +45,7 @@ async def test_outbox_survives_relay_crashes_without_loss_or_double_apply(
     tenant = f"t{unique}"
     customer_rt = await Runtime.start(
         settings_for(CustomerSettings, infra, unique),
-        indexes=CUSTOMER_INDEXES,
+        indexes=customer_indexes(CustomerSettings()),
         subscriptions=[],
         run_relay=False,  # the relay is dead while the customers are written
     )
@@ -103,7 +103,7 @@ async def test_outbox_survives_relay_crashes_without_loss_or_double_apply(
 async def test_one_relay_holds_the_lease_until_it_lapses(infra, unique: str) -> None:
     runtime = await Runtime.start(
         settings_for(CustomerSettings, infra, unique),
-        indexes=CUSTOMER_INDEXES,
+        indexes=customer_indexes(CustomerSettings()),
         subscriptions=[],
         run_relay=False,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
@@ -34,10 +35,13 @@ _ITEM = TypeAdapter(BatchedBehaviourReport)
 
 def behaviour_service(runtime: RuntimeDep) -> BehaviourService:
     customers = CustomerStore(runtime.db, runtime.state.get("vault"))
-    return BehaviourService(runtime.uow, BehaviourStore(runtime.db), customers)
+    retention = timedelta(days=runtime.settings.behaviour_retention_days)  # type: ignore[attr-defined]
+    return BehaviourService(runtime.uow, BehaviourStore(runtime.db), customers, retention=retention)
 
 
 BehaviourDep = Annotated[BehaviourService, Depends(behaviour_service)]
+#: A full batch of 1,000 events with long keywords can pass the default 1 MiB.
+BODY_LIMITS = {"/behaviour/batch": 2 * 1024 * 1024}
 
 
 class BehaviourBatch(BaseModel):

@@ -33,5 +33,6 @@ def promotion_after_first_order(customer: Customer, *, at: datetime) -> StageCha
         from_stage=customer.lifecycle_stage,
         to_stage=LifecycleStage.CUSTOMER,
         reason="first_order",
-        at=at,
+        # An order reported late (or imported) may predate the profile; the stage cannot.
+        at=max(at, customer.registered_at),
     )
