@@ -33,7 +33,7 @@ from services.customer.domain.follow_ups import (
 from services.customer.main import create_app
 from services.customer.service.follow_ups import FollowUpService
 from services.customer.settings import CustomerSettings
-from services.customer.store import INDEXES
+from services.customer.store import indexes
 from services.customer.store.customers import CustomerStore
 from services.customer.store.follow_ups import FollowUpStore
 from services.customer.workers import ReminderPublisher
@@ -74,7 +74,9 @@ async def service(infra) -> AsyncIterator[Service]:
 @pytest.fixture(scope="module")
 async def replica(service: Service) -> AsyncIterator[Runtime]:
     """A second replica of the customer service on the same store, without HTTP."""
-    runtime = await Runtime.start(service.settings, indexes=INDEXES, subscriptions=[])
+    runtime = await Runtime.start(
+        service.settings, indexes=indexes(service.settings), subscriptions=[]
+    )
     yield runtime
     await runtime.stop()
 
@@ -548,8 +550,8 @@ async def test_replicas_racing_for_the_same_due_reminders_publish_each_once(
     claim each one; no HTTP service here, so no other worker takes part."""
     settings = settings_for(CustomerSettings, infra, unique)
     tenant = f"t{unique}"
-    first = await Runtime.start(settings, indexes=INDEXES, subscriptions=[])
-    second = await Runtime.start(settings, indexes=INDEXES, subscriptions=[])
+    first = await Runtime.start(settings, indexes=indexes(settings), subscriptions=[])
+    second = await Runtime.start(settings, indexes=indexes(settings), subscriptions=[])
     try:
         overdue = [overdue_follow_up(tenant, minutes_ago=m) for m in range(1, 11)]
         for follow_up in overdue:
