@@ -7,57 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.errors import PROBLEM_JSON
 from servicekit.outbox import outbox_events
 from services.customer.domain.behaviour import RETENTION
-from services.customer.main import create_app
-from services.customer.settings import CustomerSettings
+from tests.customer.support import Client, Service
 from tests.support.events import published
-from tests.support.servers import serve
-from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 RECORDED = "customer.behaviour_recorded.v1"
-
-
-@pytest.fixture(scope="module")
-def settings(infra) -> CustomerSettings:
-    return settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10])
-
-
-@pytest.fixture(scope="module")
-async def service_url(settings: CustomerSettings) -> AsyncIterator[str]:
-    async with serve(create_app(settings)) as url:
-        yield url
-
-
-@pytest.fixture
-def tenant(unique: str) -> str:
-    return f"t{unique}"
-
-
-@pytest.fixture
-async def api(service_url: str, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Tenant-Id": tenant}
-    async with httpx.AsyncClient(base_url=service_url, headers=headers, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture
-async def db(settings: CustomerSettings) -> AsyncIterator[AsyncDatabase[Any]]:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
-    yield client[settings.mongodb_database]
-    await client.close()
 
 
 def ago(**delta: float) -> str:
@@ -107,7 +72,7 @@ async def recorded_events(bootstrap: str, tenant: str, count: int) -> list[Any]:
 
 
 async def test_one_event_is_recorded_listed_and_published(
-    api: httpx.AsyncClient, tenant: str, settings: CustomerSettings
+    api: httpx.AsyncClient, tenant: str, service: Service
 ) -> None:
     customer = await register(api)
     response = await api.post(f"/customers/{customer}/behaviour", json=event())
@@ -119,7 +84,7 @@ async def test_one_event_is_recorded_listed_and_published(
     assert [i["behaviour_id"] for i in listed["items"]] == [outcome["behaviour_id"]]
     assert listed["items"][0]["target"] == {"product_id": "SKU-1", "category": "tea"}
 
-    [envelope] = await recorded_events(settings.kafka_bootstrap_servers, tenant, 1)
+    [envelope] = await recorded_events(service.settings.kafka_bootstrap_servers, tenant, 1)
     assert envelope.subject == customer
     assert envelope.data["behaviour_id"] == outcome["behaviour_id"]
     assert envelope.data["kind"] == "product_view"
@@ -189,7 +154,7 @@ async def test_bad_events_are_refused_with_the_field_and_write_nothing(
 
 
 async def test_a_batch_stores_the_valid_items_and_reports_each_other_one(
-    api: httpx.AsyncClient, tenant: str, db: AsyncDatabase[Any], settings: CustomerSettings
+    api: httpx.AsyncClient, tenant: str, db: AsyncDatabase[Any], service: Service
 ) -> None:
     alice, bob = await register(api), await register(api)
     seen = await api.post(f"/customers/{alice}/behaviour", json=event(behaviour_id="seen-1"))
@@ -232,7 +197,7 @@ async def test_a_batch_stores_the_valid_items_and_reports_each_other_one(
     assert reasons[9] == {("kind", "validation_failed"), ("occurred_at", "validation_failed")}
 
     assert await written(db, tenant) == (3, 3)  # seen-1, b-0 and bob's search
-    envelopes = await recorded_events(settings.kafka_bootstrap_servers, tenant, 3)
+    envelopes = await recorded_events(service.settings.kafka_bootstrap_servers, tenant, 3)
     assert {e.data["behaviour_id"] for e in envelopes} >= {"seen-1", "b-0"}
     assert {e.subject for e in envelopes} == {alice, bob}
 
@@ -334,14 +299,12 @@ async def test_behaviour_expires_after_the_retention_by_a_ttl_index(
 
 
 async def test_tenants_never_see_each_others_behaviour(
-    api: httpx.AsyncClient, service_url: str
+    api: httpx.AsyncClient, client: Client
 ) -> None:
     customer = await register(api)
     ours = await api.post(f"/customers/{customer}/behaviour", json=event(behaviour_id="shared"))
     assert ours.status_code == 201
-    async with httpx.AsyncClient(
-        base_url=service_url, headers={"X-Tenant-Id": f"other{uuid.uuid4().hex[:8]}"}
-    ) as other:
+    async with client(tenant=f"other{uuid.uuid4().hex[:8]}") as other:
         theirs = await register(other)
         same_id = await other.post(
             f"/customers/{theirs}/behaviour", json=event(behaviour_id="shared")

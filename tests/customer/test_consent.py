@@ -7,63 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import Envelope
 from contracts.customer import ConsentGranted, ConsentWithdrawn
 from servicekit.errors import PROBLEM_JSON
 from servicekit.outbox import outbox_events
-from services.customer.main import create_app
-from services.customer.settings import CustomerSettings
+from tests.customer.support import ADVISOR, Service
 from tests.support.events import published
-from tests.support.servers import serve
-from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-ADVISOR = {"X-Actor-Id": "advisor-7", "X-Actor-Roles": "advisor"}
 GRANTED = ConsentGranted.type
 WITHDRAWN = ConsentWithdrawn.type
 
 
-@dataclass
-class Service:
-    url: str
-    app: FastAPI
-    settings: CustomerSettings
-
-    @property
-    def db(self) -> AsyncDatabase[Any]:
-        return self.app.state.runtime.db
-
-
-@pytest.fixture(scope="module")
-async def service(infra) -> AsyncIterator[Service]:
-    settings = settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10])
-    app = create_app(settings)
-    async with serve(app) as url:
-        yield Service(url, app, settings)
-
-
 @pytest.fixture
-def tenant(unique: str) -> str:
-    return f"t{unique}"
-
-
-@pytest.fixture
-async def api(service: Service, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Tenant-Id": tenant, **ADVISOR}
-    async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=60) as client:
-        yield client
+def actor() -> dict[str, str]:
+    return ADVISOR
 
 
 async def register(api: httpx.AsyncClient) -> str:

@@ -5,45 +5,32 @@ figures detached, answers the same when repeated, blocks later changes, and is p
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from servicekit.errors import PROBLEM_JSON
-from services.customer.main import create_app
-from services.customer.settings import CustomerSettings
-from tests.customer.test_merge import ADMIN, Service, get, merge, record_activity, register
+from tests.customer.support import (
+    ADMIN,
+    ADVISOR,
+    DPO,
+    Service,
+    get,
+    merge,
+    record_activity,
+    register,
+)
 from tests.support.events import published
-from tests.support.servers import serve
-from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-DPO = {"X-Actor-Id": "dpo-1", "X-Actor-Roles": "dpo"}
-ADVISOR = {"X-Actor-Id": "advisor-7", "X-Actor-Roles": "advisor"}
 PERSONAL = ("13800001111", "li.lei@example.com", "West Lake", "11010519491231002X", "Li Lei")
 
 
-@pytest.fixture(scope="module")
-async def service(infra) -> AsyncIterator[Service]:
-    settings = settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10])
-    app = create_app(settings)
-    async with serve(app) as url:
-        yield Service(url, app, settings)
-
-
 @pytest.fixture
-def tenant(unique: str) -> str:
-    return f"t{unique}"
-
-
-@pytest.fixture
-async def api(service: Service, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Tenant-Id": tenant, **ADMIN}
-    async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=60) as client:
-        yield client
+def actor() -> dict[str, str]:
+    return ADMIN
 
 
 async def person(api: httpx.AsyncClient) -> dict[str, Any]:

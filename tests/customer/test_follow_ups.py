@@ -14,8 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import Envelope
 from contracts.customer import FollowUpReminderDue
@@ -30,45 +28,20 @@ from services.customer.domain.follow_ups import (
     new_follow_up_id,
     to_store_precision,
 )
-from services.customer.main import create_app
 from services.customer.service.follow_ups import FollowUpService
 from services.customer.settings import CustomerSettings
 from services.customer.store import indexes
 from services.customer.store.customers import CustomerStore
 from services.customer.store.follow_ups import FollowUpStore
 from services.customer.workers import ReminderPublisher
+from tests.customer.support import ADVISOR, Client, Service
 from tests.support.events import published
-from tests.support.servers import serve
 from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-ADVISOR = {"X-Actor-Id": "advisor-7", "X-Actor-Roles": "advisor"}
 REMINDER_DUE = FollowUpReminderDue.type
 FAST = 0.05  # seconds between a test worker's rounds
-
-
-@dataclass
-class Service:
-    url: str
-    app: FastAPI
-    settings: CustomerSettings
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
-    @property
-    def db(self) -> AsyncDatabase[Any]:
-        return self.runtime.db
-
-
-@pytest.fixture(scope="module")
-async def service(infra) -> AsyncIterator[Service]:
-    settings = settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10])
-    app = create_app(settings)
-    async with serve(app) as url:
-        yield Service(url, app, settings)
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +55,8 @@ async def replica(service: Service) -> AsyncIterator[Runtime]:
 
 
 @pytest.fixture
-def tenant(unique: str) -> str:
-    return f"t{unique}"
-
-
-@pytest.fixture
-async def api(service: Service, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Tenant-Id": tenant, **ADVISOR}
-    async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=60) as client:
-        yield client
+def actor() -> dict[str, str]:
+    return ADVISOR
 
 
 def now() -> datetime:
@@ -655,8 +621,8 @@ async def test_the_service_runs_the_reminder_worker(http_ready: dict[str, Any]) 
 
 
 @pytest.fixture
-async def http_ready(service: Service) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-        response = await client.get("/readyz")
+async def http_ready(client: Client) -> dict[str, Any]:
+    async with client(tenant=None) as http:
+        response = await http.get("/readyz")
     assert response.status_code == 200, response.text
     return response.json()

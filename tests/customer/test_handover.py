@@ -5,49 +5,22 @@ jobs are the tenant's own."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from servicekit.context import Actor
-from servicekit.runtime import Runtime
-from services.customer.main import create_app
 from services.customer.service.handover import transfer
 from services.customer.service.profiles import CustomerService
-from services.customer.settings import CustomerSettings
 from services.customer.store.custom_fields import CustomFieldStore
 from services.customer.store.customers import CustomerStore
+from tests.customer.support import Service, finished
 from tests.support.events import published
-from tests.support.servers import serve
-from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-FINISHED = {"succeeded", "failed", "cancelled"}
-
-
-@pytest.fixture(scope="module")
-async def app(infra) -> AsyncIterator[FastAPI]:
-    application = create_app(settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10]))
-    async with serve(application) as url:
-        application.state.url = url
-        yield application
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=app.state.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def tenant(unique: str) -> str:
-    return f"t{unique}"
 
 
 async def register(http: httpx.AsyncClient, tenant: str, owner: str | None) -> str:
@@ -71,15 +44,6 @@ async def start(http: httpx.AsyncClient, tenant: str, **body: Any) -> dict[str, 
     assert response.headers["location"] == f"/jobs/{job['id']}"
     assert job["kind"] == "customer.handover" and job["state"] in {"queued", "running"}
     return job
-
-
-async def finished(http: httpx.AsyncClient, tenant: str, job_id: str) -> dict[str, Any]:
-    async def poll() -> dict[str, Any]:
-        response = await http.get(f"/jobs/{job_id}", headers={"X-Tenant-Id": tenant})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    return await eventually(poll, until=lambda job: job["state"] in FINISHED, within=60)
 
 
 async def test_handover_to_a_colleague_keeps_history_and_publishes(
@@ -172,10 +136,10 @@ async def test_a_bad_handover_is_refused_and_starts_nothing(
 
 
 async def test_a_customer_reassigned_meanwhile_is_skipped_not_overwritten(
-    http: httpx.AsyncClient, app: FastAPI, tenant: str
+    http: httpx.AsyncClient, service: Service, tenant: str
 ) -> None:
     customer_id = await register(http, tenant, "adv-leaving")
-    runtime: Runtime = app.state.runtime
+    runtime = service.runtime
     store = CustomerStore(runtime.db, runtime.state["vault"])
     customers = CustomerService(runtime.uow, store, CustomFieldStore(runtime.db))
     # The job listed this customer as the leaver's; then a manager moved them elsewhere.

@@ -4,49 +4,26 @@ imports nothing, and a resumed job does not import a row twice."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from servicekit.clock import utcnow
 from servicekit.jobs import JOBS, POLL_OVERRIDE, JobStore
-from servicekit.runtime import Runtime
-from services.customer.main import create_app
 from services.customer.service.imports import MAX_IMPORT_BYTES
-from services.customer.settings import CustomerSettings
-from tests.support.servers import serve
-from tests.support.settings import settings_for
+from tests.customer.support import Service, finished
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-FINISHED = {"succeeded", "failed", "cancelled"}
 CSV = {"content-type": "text/csv"}
 
 
-@pytest.fixture(scope="module")
-async def app(infra) -> AsyncIterator[FastAPI]:
-    application = create_app(settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10]))
-    async with serve(application) as url:
-        application.state.url = url
-        # Jobs this test rewinds are not submitted, so nothing wakes the runner: poll often.
-        application.state.runtime.state[POLL_OVERRIDE] = 0.05
-        yield application
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=app.state.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def tenant(unique: str) -> str:
-    return f"t{unique}"
+@pytest.fixture(scope="module", autouse=True)
+def poll_often(service: Service) -> None:
+    # Jobs this test rewinds are not submitted, so nothing wakes the runner: poll often.
+    service.runtime.state[POLL_OVERRIDE] = 0.05
 
 
 async def upload(http: httpx.AsyncClient, tenant: str, text: str) -> httpx.Response:
@@ -61,15 +38,6 @@ async def imported(http: httpx.AsyncClient, tenant: str, text: str) -> dict[str,
     assert response.headers["location"] == f"/jobs/{job['id']}"
     assert job["kind"] == "customer.import" and "csv" not in str(job["params"])
     return await finished(http, tenant, job["id"])
-
-
-async def finished(http: httpx.AsyncClient, tenant: str, job_id: str) -> dict[str, Any]:
-    async def poll() -> dict[str, Any]:
-        response = await http.get(f"/jobs/{job_id}", headers={"X-Tenant-Id": tenant})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    return await eventually(poll, until=lambda job: job["state"] in FINISHED, within=60)
 
 
 async def customers(http: httpx.AsyncClient, tenant: str, **params: Any) -> list[dict[str, Any]]:
@@ -161,7 +129,7 @@ async def test_only_utf8_csv_is_accepted(http: httpx.AsyncClient, tenant: str) -
 
 
 async def test_a_resumed_import_does_not_import_a_row_twice(
-    http: httpx.AsyncClient, app: FastAPI, tenant: str
+    http: httpx.AsyncClient, service: Service, tenant: str
 ) -> None:
     text = "display_name,mobile,store_member_no\n" + "\n".join(
         f"Customer {i},1380013810{i},M{i}" for i in range(2, 6)
@@ -171,7 +139,7 @@ async def test_a_resumed_import_does_not_import_a_row_twice(
 
     # Rewind the job to how a runner that crashed after row 2's checkpoint (but after
     # importing every row) leaves it: running, lease lapsed, its file still attached.
-    runtime: Runtime = app.state.runtime
+    runtime = service.runtime
     sealed = runtime.state["vault"].seal(text, context=f"{tenant}/import")
     await JobStore(runtime.db).attach(done["id"], tenant, {"csv": sealed})
     rewound = {"state": "running", "owner": "dead-runner", "checkpoint": 2, "errors": []}

@@ -7,114 +7,33 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.errors import PROBLEM_JSON
-from services.customer.main import create_app
-from services.customer.settings import CustomerSettings
+from tests.customer.support import (
+    ADMIN,
+    Client,
+    Service,
+    get,
+    merge,
+    record_activity,
+    register,
+)
 from tests.support.events import published
-from tests.support.servers import serve
-from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-ADMIN = {"X-Actor-Id": "ops-1", "X-Actor-Roles": "admin"}
 #: Fields that change on any write: compared apart.
 VOLATILE = ("version", "updated_at")
 
 
-@dataclass
-class Service:
-    url: str
-    app: FastAPI
-    settings: CustomerSettings
-
-    @property
-    def db(self) -> AsyncDatabase[Any]:
-        return self.app.state.runtime.db
-
-
-@pytest.fixture(scope="module")
-async def service(infra) -> AsyncIterator[Service]:
-    settings = settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10])
-    app = create_app(settings)
-    async with serve(app) as url:
-        yield Service(url, app, settings)
-
-
 @pytest.fixture
-def tenant(unique: str) -> str:
-    return f"t{unique}"
-
-
-@pytest.fixture
-async def api(service: Service, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Tenant-Id": tenant, **ADMIN}
-    async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=60) as client:
-        yield client
-
-
-# --- helpers shared with the data-rights and overview tests --------------------------------
-
-
-async def register(api: httpx.AsyncClient, name: str = "Li Lei", **fields: Any) -> dict[str, Any]:
-    body = {"display_name": name, "source_channel": "mini_program", **fields}
-    response = await api.post("/customers", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def get(api: httpx.AsyncClient, path: str) -> Any:
-    response = await api.get(path)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def record_activity(api: httpx.AsyncClient, customer_id: str, tag: str) -> None:
-    """One consent, two behaviour events, a paid order and a follow-up with a reminder."""
-    now = datetime.now(UTC)
-    consent = {"granted": True, "source": "store_form"}
-    response = await api.put(f"/customers/{customer_id}/consents/email/marketing", json=consent)
-    assert response.status_code == 200, response.text
-    for minutes in (2, 1):
-        event = {
-            "kind": "product_view",
-            "occurred_at": (now - timedelta(minutes=minutes)).isoformat(),
-        }
-        response = await api.post(f"/customers/{customer_id}/behaviour", json=event)
-        assert response.status_code == 201, response.text
-    paid = {
-        "order_id": f"ord-{tag}",
-        "customer_id": customer_id,
-        "amount": 1000,
-        "lines": [{"line_id": "l1", "sku": "sku-1", "quantity": 1, "amount": 1000}],
-        "paid_at": (now - timedelta(hours=1)).isoformat(),
-    }
-    response = await api.post("/orders/paid", json=paid)
-    assert response.status_code == 201, response.text
-    follow_up = {
-        "kind": "call",
-        "notes": f"called about {tag}",
-        "reminder": {"remind_at": (now + timedelta(days=3)).isoformat(), "owner_id": "adv-1"},
-    }
-    response = await api.post(f"/customers/{customer_id}/follow-ups", json=follow_up)
-    assert response.status_code == 201, response.text
-
-
-async def merge(
-    api: httpx.AsyncClient, survivor: str, merged: str, reason: str = "same person"
-) -> httpx.Response:
-    return await api.post(
-        f"/customers/{survivor}/merge", json={"merged_id": merged, "reason": reason}
-    )
+def actor() -> dict[str, str]:
+    return ADMIN
 
 
 def stable(customer: dict[str, Any]) -> dict[str, Any]:
@@ -263,12 +182,11 @@ async def test_a_newer_withdrawal_of_the_duplicate_wins_and_undo_takes_it_back(
 
 
 async def test_refused_merges_answer_a_problem_and_write_nothing(
-    api: httpx.AsyncClient, service: Service, tenant: str
+    api: httpx.AsyncClient, service: Service, tenant: str, client: Client
 ) -> None:
     a, b = await register(api), await register(api)
-    other_tenant = await register(
-        httpx.AsyncClient(base_url=service.url, headers={"X-Tenant-Id": f"{tenant}x", **ADMIN})
-    )
+    async with client(ADMIN, tenant=f"{tenant}x") as other:
+        other_tenant = await register(other)
     unknown = f"cus_{uuid.uuid4().hex}"
     cases = [
         ({"merged_id": a["id"], "reason": "x"}, 409, "same_customer"),

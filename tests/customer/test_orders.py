@@ -7,25 +7,19 @@ order makes a lead a customer; every event published valid against the contracts
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import Envelope
 from servicekit.errors import PROBLEM_JSON
 from servicekit.outbox import outbox_events
-from services.customer.main import create_app
-from services.customer.settings import CustomerSettings
+from tests.customer.support import Service
 from tests.support.events import published
-from tests.support.servers import serve
-from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -34,36 +28,6 @@ REFUNDED = "customer.order_refunded.v1"
 CANCELLED = "customer.order_cancelled.v1"
 STATS = "customer.purchase_stats_changed.v1"
 STAGE = "customer.lifecycle_stage_changed.v1"
-
-
-@pytest.fixture(scope="module")
-def settings(infra) -> CustomerSettings:
-    return settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10])
-
-
-@pytest.fixture(scope="module")
-async def service_url(settings: CustomerSettings) -> AsyncIterator[str]:
-    async with serve(create_app(settings)) as url:
-        yield url
-
-
-@pytest.fixture
-def tenant(unique: str) -> str:
-    return f"t{unique}"
-
-
-@pytest.fixture
-async def api(service_url: str, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Tenant-Id": tenant}
-    async with httpx.AsyncClient(base_url=service_url, headers=headers, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture
-async def db(settings: CustomerSettings) -> AsyncIterator[AsyncDatabase[Any]]:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
-    yield client[settings.mongodb_database]
-    await client.close()
 
 
 def at(hours_ago: float) -> str:
@@ -136,7 +100,7 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
     return body
 
 
-async def events_of(settings: CustomerSettings, tenant: str, **least: int) -> list[Envelope]:
+async def events_of(service: Service, tenant: str, **least: int) -> list[Envelope]:
     """The tenant's published events once at least `least[type]` of each are there, each
     validated against its contract on the way."""
 
@@ -145,7 +109,8 @@ async def events_of(settings: CustomerSettings, tenant: str, **least: int) -> li
         return all(counts[t] >= n for t, n in least.items())
 
     return await eventually(
-        lambda: published(settings.kafka_bootstrap_servers, tenant=tenant), until=enough
+        lambda: published(service.settings.kafka_bootstrap_servers, tenant=tenant),
+        until=enough,
     )
 
 
@@ -153,7 +118,7 @@ async def events_of(settings: CustomerSettings, tenant: str, **least: int) -> li
 
 
 async def test_a_first_paid_order_counts_makes_a_lead_a_customer_and_is_published(
-    api: httpx.AsyncClient, tenant: str, settings: CustomerSettings
+    api: httpx.AsyncClient, tenant: str, service: Service
 ) -> None:
     customer = await register(api)
     order = await pay(api, paid_body(customer))
@@ -175,7 +140,7 @@ async def test_a_first_paid_order_counts_makes_a_lead_a_customer_and_is_publishe
     profile = (await api.get(f"/customers/{customer}")).json()
     assert profile["lifecycle_stage"] == "customer"
 
-    envelopes = await events_of(settings, tenant, order_paid=2, purchase_stats_changed=2)
+    envelopes = await events_of(service, tenant, order_paid=2, purchase_stats_changed=2)
     paid = [e.data for e in envelopes if e.type == PAID]
     assert [(p["order_id"], p["first_order"]) for p in paid] == [("SO-1", True), ("SO-2", False)]
     assert paid[0]["lines"][0] == {
@@ -300,7 +265,7 @@ async def test_another_currency_is_refused_rather_than_added_to_the_stats(
 
 
 async def test_partial_refunds_add_up_per_line_and_never_exceed_what_was_paid(
-    api: httpx.AsyncClient, tenant: str, settings: CustomerSettings
+    api: httpx.AsyncClient, tenant: str, service: Service
 ) -> None:
     customer = await register(api)
     await pay(api, paid_body(customer))
@@ -341,7 +306,7 @@ async def test_partial_refunds_add_up_per_line_and_never_exceed_what_was_paid(
     )
     assert figures["refund_rate"] == 1.0
 
-    envelopes = await events_of(settings, tenant, order_refunded=2, purchase_stats_changed=3)
+    envelopes = await events_of(service, tenant, order_refunded=2, purchase_stats_changed=3)
     refunds = [e.data for e in envelopes if e.type == REFUNDED]
     assert [(r["refund_id"], r["amount"], r["fully_refunded"]) for r in refunds] == [
         ("R1", 6_000, False),
@@ -370,7 +335,7 @@ async def test_concurrent_refunds_of_one_order_never_refund_more_than_was_paid(
 
 
 async def test_a_voided_order_leaves_the_stats_with_its_refunds(
-    api: httpx.AsyncClient, tenant: str, settings: CustomerSettings
+    api: httpx.AsyncClient, tenant: str, service: Service
 ) -> None:
     customer = await register(api)
     early = await pay(api, paid_body(customer, "SO-A", **one_line(3_000), paid_at=at(30)))
@@ -393,7 +358,7 @@ async def test_a_voided_order_leaves_the_stats_with_its_refunds(
     refund = await api.post("/orders/SO-B/refunds", json=refund_body("R2", ("L", 0, 1)))
     assert_problem(refund, 409, "order_cancelled")
 
-    envelopes = await events_of(settings, tenant, order_cancelled=1, purchase_stats_changed=4)
+    envelopes = await events_of(service, tenant, order_cancelled=1, purchase_stats_changed=4)
     [cancelled] = [e.data for e in envelopes if e.type == CANCELLED]
     assert (cancelled["order_id"], cancelled["was_paid"]) == ("SO-B", True)
     assert [e.data["order_count"] for e in envelopes if e.type == STATS][-1] == 1

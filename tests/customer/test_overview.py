@@ -4,36 +4,20 @@ from its own store, the profile masked for a caller without the right."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from servicekit.errors import PROBLEM_JSON
-from services.customer.main import create_app
-from services.customer.settings import CustomerSettings
-from tests.customer.test_merge import ADMIN, Service, get, record_activity, register
-from tests.support.servers import serve
-from tests.support.settings import settings_for
+from tests.customer.support import ADMIN, ADVISOR, get, record_activity, register
 
 pytestmark = pytest.mark.integration
-ADVISOR = {"X-Actor-Id": "advisor-7", "X-Actor-Roles": "advisor"}
-
-
-@pytest.fixture(scope="module")
-async def service(infra) -> AsyncIterator[Service]:
-    settings = settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10])
-    app = create_app(settings)
-    async with serve(app) as url:
-        yield Service(url, app, settings)
 
 
 @pytest.fixture
-async def api(service: Service, unique: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Tenant-Id": f"t{unique}", **ADMIN}
-    async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=60) as client:
-        yield client
+def actor() -> dict[str, str]:
+    return ADMIN
 
 
 async def test_overview_returns_every_part_in_one_call(api: httpx.AsyncClient) -> None:

@@ -5,49 +5,22 @@ change log, stage and owner history, identities, search, and the events publishe
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
-from services.customer.main import create_app
-from services.customer.settings import CustomerSettings
+from tests.customer.support import ADMIN, ADVISOR
 from tests.support.events import published, published_types
-from tests.support.servers import serve
-from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-ADMIN = {"X-Actor-Id": "ops-1", "X-Actor-Roles": "admin"}
-ADVISOR = {"X-Actor-Id": "advisor-7", "X-Actor-Roles": "advisor"}
-
-
-@pytest.fixture(scope="module")
-def settings(infra) -> CustomerSettings:
-    return settings_for(CustomerSettings, infra, uuid.uuid4().hex[:10])
-
-
-@pytest.fixture(scope="module")
-async def service_url(settings: CustomerSettings) -> AsyncIterator[str]:
-    async with serve(create_app(settings)) as url:
-        yield url
 
 
 @pytest.fixture
-async def api(service_url: str, unique: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Tenant-Id": f"t{unique}", **ADMIN}
-    async with httpx.AsyncClient(base_url=service_url, headers=headers, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def raw_customers(settings: CustomerSettings) -> AsyncIterator[Any]:
-    client = AsyncMongoClient(settings.mongodb_uri)
-    yield client[settings.mongodb_database]["customers"]
-    await client.close()
+def actor() -> dict[str, str]:
+    return ADMIN
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -61,7 +34,7 @@ async def register(api: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
 
 
 async def test_personal_data_is_sealed_at_rest_and_masked_for_advisors(
-    api: httpx.AsyncClient, raw_customers: Any
+    api: httpx.AsyncClient, db: AsyncDatabase[Any]
 ) -> None:
     created = await register(
         api,
@@ -72,7 +45,7 @@ async def test_personal_data_is_sealed_at_rest_and_masked_for_advisors(
     )
     assert created["mobile"] == "+8613812345678"  # the admin sees it in clear
 
-    stored = await raw_customers.find_one({"_id": created["id"]})
+    stored = await db["customers"].find_one({"_id": created["id"]})
     as_text = repr(stored)
     for secret in ("13812345678", "Li.Lei", "1949123", "West Lake"):
         assert secret not in as_text
@@ -172,7 +145,7 @@ async def test_custom_fields_are_validated_and_searchable(api: httpx.AsyncClient
 
 
 async def test_updates_are_logged_masked_and_published(
-    api: httpx.AsyncClient, infra, unique: str
+    api: httpx.AsyncClient, infra, tenant: str
 ) -> None:
     created = await register(api, mobile="13700001234")
     changed = await api.patch(
@@ -195,7 +168,7 @@ async def test_updates_are_logged_masked_and_published(
     assert (await api.post("/customers", json=body(mobile="13700005678"))).status_code == 409
 
     envelopes = await eventually(
-        lambda: published(infra.kafka_bootstrap_servers, tenant=f"t{unique}"),
+        lambda: published(infra.kafka_bootstrap_servers, tenant=tenant),
         until=lambda es: any(e.type == "customer.profile_changed.v1" for e in es),
     )
     change = next(e for e in envelopes if e.type == "customer.profile_changed.v1")
@@ -204,7 +177,7 @@ async def test_updates_are_logged_masked_and_published(
 
 
 async def test_stage_and_owner_keep_their_history(
-    api: httpx.AsyncClient, infra, unique: str
+    api: httpx.AsyncClient, infra, tenant: str
 ) -> None:
     created = await register(api, owner_id="advisor-1")
     staged = await api.post(
@@ -223,7 +196,7 @@ async def test_stage_and_owner_keep_their_history(
     assert view["stage_history"][0]["reason"] == "asked for a quote"
 
     types = await eventually(
-        lambda: published_types(infra.kafka_bootstrap_servers, tenant=f"t{unique}"),
+        lambda: published_types(infra.kafka_bootstrap_servers, tenant=tenant),
         until=lambda ts: "customer.owner_changed.v1" in ts,
     )
     assert types == [
