@@ -159,3 +159,49 @@ async def _read_all(consumer: AIOKafkaConsumer, topics: list[str]) -> list[Envel
         for records in batches.values():
             envelopes.extend(Envelope.from_bytes(r.value) for r in records if r.value)
     return envelopes
+
+
+async def test_tagging_follows_stages_merges_and_erasure(system: System) -> None:
+    """Tagging's portrait counts active customers by stage, kept from customer events."""
+    tenant = {"X-Tenant-Id": "e2e-portrait"}
+    customer_api = "/api/v1/customer"
+
+    async def register(name: str, mobile: str) -> str:
+        body = {"display_name": name, "source_channel": "store", "mobile": mobile}
+        response = await system.gateway.post(f"{customer_api}/customers", json=body, headers=tenant)
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    buyer, duplicate, leaving = (
+        await register("Li Na", "13811110001"),
+        await register("Li Na (old card)", "13811110002"),
+        await register("Zhou Jie", "13811110003"),
+    )
+    order = {
+        "order_id": "e2e-portrait-1",
+        "customer_id": buyer,
+        "amount": 9_900,
+        "lines": [{"line_id": "1", "sku": "TEE", "quantity": 1, "amount": 9_900}],
+        "paid_at": "2026-11-01T10:00:00Z",
+    }
+    paid = await system.gateway.post(f"{customer_api}/orders/paid", json=order, headers=tenant)
+    assert paid.status_code == 201, paid.text
+    merged = await system.gateway.post(
+        f"{customer_api}/customers/{buyer}/merge",
+        json={"merged_id": duplicate, "reason": "same person"},
+        headers=tenant,
+    )
+    assert merged.status_code == 201, merged.text
+    erased = await system.gateway.post(f"{customer_api}/customers/{leaving}/erase", headers=tenant)
+    assert erased.status_code == 200, erased.text
+
+    portrait = await eventually(
+        lambda: system.gateway.get("/api/v1/tagging/portrait", headers=tenant),
+        until=lambda r: (
+            r.json()["customers"] == 1 and r.json()["by_lifecycle_stage"].get("customer") == 1
+        ),
+    )
+    stages = {k: v for k, v in portrait.json()["by_lifecycle_stage"].items() if v}
+    assert stages == {"customer": 1}
+    gone = await system.gateway.get(f"/api/v1/tagging/customers/{leaving}/profile", headers=tenant)
+    assert gone.status_code == 404

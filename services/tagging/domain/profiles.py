@@ -14,6 +14,8 @@ class CustomerProfile(BaseModel):
     source_channel: str
     lifecycle_stage: str
     registered_at: datetime
+    #: False once merged into another customer (kept so an undone merge can restore it).
+    active: bool = True
     tags: list[str] = Field(default_factory=list)
 
 

@@ -1,7 +1,15 @@
+"""Tagging's read model of customers, kept from the customer service's events."""
+
 from __future__ import annotations
 
 from contracts import Envelope
-from contracts.customer import CustomerRegistered
+from contracts.customer import (
+    CustomerErased,
+    CustomerRegistered,
+    CustomersMerged,
+    CustomersUnmerged,
+    LifecycleStageChanged,
+)
 from servicekit.consumer import Subscription
 from servicekit.unit_of_work import Tx
 from services.tagging.domain.profiles import CustomerProfile
@@ -23,9 +31,51 @@ async def on_customer_registered(tx: Tx, envelope: Envelope, event: CustomerRegi
     await store.count_in_portrait(profile, tx.session)
 
 
+async def on_stage_changed(tx: Tx, envelope: Envelope, event: LifecycleStageChanged) -> None:
+    store = ProfileStore(tx.db)
+    profile = await store.profile(envelope.tenant, event.customer_id, session=tx.session)
+    if profile is not None and profile.lifecycle_stage != event.to_stage:
+        await store.change_stage(profile, event.to_stage, tx.session)
+
+
+async def on_merged(tx: Tx, envelope: Envelope, event: CustomersMerged) -> None:
+    """The merged customer leaves the audience; kept inactive in case the merge is undone."""
+    await _set_active(tx, envelope.tenant, event.merged_id, active=False)
+
+
+async def on_unmerged(tx: Tx, envelope: Envelope, event: CustomersUnmerged) -> None:
+    await _set_active(tx, envelope.tenant, event.restored_id, active=True)
+
+
+async def on_erased(tx: Tx, envelope: Envelope, event: CustomerErased) -> None:
+    """Forget the customer entirely (their right to erasure)."""
+    store = ProfileStore(tx.db)
+    profile = await store.profile(envelope.tenant, event.customer_id, session=tx.session)
+    if profile is None:
+        return
+    if profile.active:
+        await store.count_in_portrait(profile, tx.session, delta=-1)
+    await store.forget(profile, tx.session)
+
+
+async def _set_active(tx: Tx, tenant: str, customer_id: str, *, active: bool) -> None:
+    store = ProfileStore(tx.db)
+    profile = await store.profile(tenant, customer_id, session=tx.session)
+    if profile is None or profile.active == active:
+        return
+    await store.set_active(profile, active, tx.session)
+    await store.count_in_portrait(profile, tx.session, delta=1 if active else -1)
+
+
 SUBSCRIPTIONS = [
     Subscription(
         group_id="tagging.customer-profiles",
-        handlers={CustomerRegistered: on_customer_registered},
+        handlers={
+            CustomerRegistered: on_customer_registered,
+            LifecycleStageChanged: on_stage_changed,
+            CustomersMerged: on_merged,
+            CustomersUnmerged: on_unmerged,
+            CustomerErased: on_erased,
+        },
     )
 ]

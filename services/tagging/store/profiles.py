@@ -23,23 +23,60 @@ class ProfileStore:
         )
 
     async def count_in_portrait(
-        self, profile: CustomerProfile, session: AsyncClientSession
+        self, profile: CustomerProfile, session: AsyncClientSession, *, delta: int = 1
     ) -> None:
-        await self._portraits.update_one(
-            {"_id": profile.tenant},
+        """Add (or with delta=-1 take away) one customer in the tenant's portrait."""
+        await self._move_in_portrait(
+            profile.tenant,
             {
-                "$inc": {
-                    "customers": 1,
-                    f"by_source_channel.{profile.source_channel}": 1,
-                    f"by_lifecycle_stage.{profile.lifecycle_stage}": 1,
-                }
+                "customers": delta,
+                f"by_source_channel.{profile.source_channel}": delta,
+                f"by_lifecycle_stage.{profile.lifecycle_stage}": delta,
             },
-            upsert=True,
+            session,
+        )
+
+    async def change_stage(
+        self, profile: CustomerProfile, to_stage: str, session: AsyncClientSession
+    ) -> None:
+        await self._profiles.update_one(
+            {"_id": profile.customer_id, "tenant": profile.tenant},
+            {"$set": {"lifecycle_stage": to_stage}},
+            session=session,
+        )
+        if profile.active:
+            moves = {
+                f"by_lifecycle_stage.{profile.lifecycle_stage}": -1,
+                f"by_lifecycle_stage.{to_stage}": 1,
+            }
+            await self._move_in_portrait(profile.tenant, moves, session)
+
+    async def set_active(
+        self, profile: CustomerProfile, active: bool, session: AsyncClientSession
+    ) -> None:
+        await self._profiles.update_one(
+            {"_id": profile.customer_id, "tenant": profile.tenant},
+            {"$set": {"active": active}},
             session=session,
         )
 
-    async def profile(self, tenant: str, customer_id: str) -> CustomerProfile | None:
-        doc = await self._profiles.find_one({"_id": customer_id, "tenant": tenant})
+    async def forget(self, profile: CustomerProfile, session: AsyncClientSession) -> None:
+        await self._profiles.delete_one(
+            {"_id": profile.customer_id, "tenant": profile.tenant}, session=session
+        )
+
+    async def _move_in_portrait(
+        self, tenant: str, moves: dict[str, int], session: AsyncClientSession
+    ) -> None:
+        await self._portraits.update_one(
+            {"_id": tenant}, {"$inc": moves}, upsert=True, session=session
+        )
+
+    async def profile(
+        self, tenant: str, customer_id: str, *, session: AsyncClientSession | None = None
+    ) -> CustomerProfile | None:
+        query = {"_id": customer_id, "tenant": tenant}
+        doc = await self._profiles.find_one(query, session=session)
         return CustomerProfile.model_validate({**doc, "customer_id": doc["_id"]}) if doc else None
 
     async def portrait(self, tenant: str) -> TenantPortrait:
