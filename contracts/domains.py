@@ -1,5 +1,5 @@
 """Imports every domain's event module, so the registry knows them all."""
 
-from contracts import customer
+from contracts import customer, tagging
 
-__all__ = ["customer"]
+__all__ = ["customer", "tagging"]

@@ -29,6 +29,7 @@ IRREGULAR_PAST = (
     "made",
     "done",
     "withdrawn",
+    "left",
 )
 
 
