@@ -6,3 +6,12 @@ from servicekit.settings import ServiceSettings, service_config
 class TaggingSettings(ServiceSettings):
     service_name: ClassVar[str] = "tagging"
     model_config = service_config("tagging")
+    #: Tag sync to WeCom (企业微信): off unless a base URL is set. One corp for the
+    #: deployment (a per-tenant corp would move these into tenant configuration).
+    wecom_base_url: str | None = None
+    wecom_corp_id: str = ""
+    wecom_corp_secret: str = ""
+    #: How often the sync and expiry workers look for work when idle.
+    sync_poll_seconds: float = 2.0
+    sync_retry_base_seconds: float = 5.0
+    expiry_poll_seconds: float = 30.0

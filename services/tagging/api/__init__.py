@@ -1,5 +1,19 @@
 """Tagging HTTP API."""
 
-from services.tagging.api.profiles import router
+from fastapi import APIRouter
 
-__all__ = ["router"]
+from servicekit.jobs import jobs_router
+from services.tagging.api import assignments, profiles, tag_rules, tags
+from services.tagging.sync import api as sync_api
+
+#: Every router of the service; a module adds its own on one line.
+ROUTERS: list[APIRouter] = [
+    profiles.router,
+    tags.router,
+    assignments.router,
+    sync_api.router,
+    jobs_router(),
+    tag_rules.router,
+]
+
+__all__ = ["ROUTERS"]

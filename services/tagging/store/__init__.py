@@ -1,5 +1,20 @@
 """Tagging store: every query of the tagging service lives here."""
 
-from services.tagging.store.profiles import INDEXES, ProfileStore
+from servicekit.jobs import JOB_INDEXES
+from servicekit.mongo import Index
+from services.tagging.store import assignments, facts, profiles, tag_rules, tags
+from services.tagging.store.profiles import ProfileStore
+from services.tagging.sync import store as sync_store
+
+#: Every index the service declares; a module adds its own list on one line.
+INDEXES: list[Index] = [
+    *profiles.INDEXES,
+    *tags.INDEXES,
+    *assignments.INDEXES,
+    *sync_store.INDEXES,
+    *JOB_INDEXES,
+    *facts.INDEXES,
+    *tag_rules.INDEXES,
+]
 
 __all__ = ["INDEXES", "ProfileStore"]

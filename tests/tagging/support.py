@@ -1,0 +1,100 @@
+"""What the tagging tests share: the running service, test data, polling helpers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts import Envelope, Topic
+from servicekit.runtime import Runtime
+from services.tagging.settings import TaggingSettings
+from services.tagging.store.profiles import PROFILES
+from tests.support.events import published
+from tests.support.waiting import eventually
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+@dataclass
+class Service:
+    url: str
+    app: FastAPI
+    settings: TaggingSettings
+    bootstrap: str
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.state.runtime
+
+    @property
+    def db(self) -> AsyncDatabase[Any]:
+        return self.runtime.db
+
+
+def customer_id() -> str:
+    return f"cus_{uuid.uuid4().hex}"
+
+
+async def known_customers(service: Service, tenant: str, count: int = 1) -> list[str]:
+    """Customers in tagging's read model, as `customer.registered.v1` would leave them."""
+    ids = [customer_id() for _ in range(count)]
+    docs = [
+        {
+            "_id": c,
+            "tenant": tenant,
+            "display_name": "Li Lei",
+            "source_channel": "store",
+            "lifecycle_stage": "customer",
+            "registered_at": datetime.now(UTC),
+            "active": True,
+            "tags": [],
+        }
+        for c in ids
+    ]
+    await service.db[PROFILES].insert_many(docs)
+    return ids
+
+
+async def category(api: httpx.AsyncClient, category_id: str = "value") -> dict[str, Any]:
+    response = await api.post("/tag-categories", json={"category_id": category_id, "name": "V"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def tag(api: httpx.AsyncClient, tag_id: str = "vip", **fields: Any) -> dict[str, Any]:
+    """A tag in category `value` (created when missing)."""
+    if (await api.get("/tag-categories")).json() == []:
+        await category(api)
+    body = {"tag_id": tag_id, "name": tag_id.upper(), "category": "value", **fields}
+    response = await api.post("/tags", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def events(service: Service, tenant: str, type_: str | None = None) -> list[Envelope]:
+    found = await published(service.bootstrap, tenant=tenant, topic=Topic.TAGGING)
+    return [e for e in found if type_ is None or e.type == type_]
+
+
+async def events_settled(service: Service, tenant: str, type_: str, count: int) -> list[Envelope]:
+    """The events of `type_` once `count` of them are on the topic."""
+
+    async def probe() -> list[Envelope]:
+        return await events(service, tenant, type_)
+
+    return await eventually(probe, until=lambda found: len(found) >= count, within=30)
+
+
+async def finished(api: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    async def poll() -> dict[str, Any]:
+        response = await api.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return await eventually(poll, until=lambda job: job["state"] in FINISHED, within=120)
