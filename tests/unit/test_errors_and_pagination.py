@@ -226,3 +226,16 @@ def test_next_cursor_points_after_the_last_item_of_a_full_page() -> None:
 @pytest.mark.parametrize("fetched", [0, 2, 3])
 def test_next_cursor_is_none_on_the_last_page(fetched: int) -> None:
     assert next_cursor(docs(fetched), 3, "_id") is None
+
+
+def test_body_limits_match_exact_paths_and_one_segment_placeholders() -> None:
+    from servicekit.limits import DEFAULT_MAX_BODY, BodyLimitMiddleware
+
+    limits = BodyLimitMiddleware(
+        None,  # type: ignore[arg-type]
+        paths={"/tags/{tag_id}/batch": 5_000, "/imports/customers": 7_000},
+    )
+    assert limits.limit_for("/tags/vip/batch") == 5_000
+    assert limits.limit_for("/tags/vip/extra/batch") == DEFAULT_MAX_BODY
+    assert limits.limit_for("/imports/customers") == 7_000
+    assert limits.limit_for("/customers") == DEFAULT_MAX_BODY
