@@ -15,3 +15,8 @@ class TaggingSettings(ServiceSettings):
     sync_poll_seconds: float = 2.0
     sync_retry_base_seconds: float = 5.0
     expiry_poll_seconds: float = 30.0
+    #: Tag rules with time-based conditions are re-evaluated over all customers this often.
+    rule_sweep_interval_seconds: float = 300.0
+    rule_sweep_batch_size: int = 100
+    #: Longer than a sweep of a large tenant takes between two lease renewals (per batch).
+    rule_sweep_lease_seconds: float = 120.0

@@ -18,36 +18,22 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 
-from pydantic_settings import BaseSettings
-
 from servicekit.clock import utcnow
 from servicekit.context import current_tenant
 from servicekit.runtime import Runtime
-from servicekit.settings import service_config
 from servicekit.unit_of_work import Tx, UnitOfWork
 from services.tagging.service.rule_evaluation import reconcile
+from services.tagging.settings import TaggingSettings
 from services.tagging.store.facts import FactsStore
 from services.tagging.store.tag_rules import TagRuleStore
 
 log = logging.getLogger("tagging.rule_sweep")
 
 
-class SweepSettings(BaseSettings):
-    """`TAGGING_RULE_SWEEP_INTERVAL_SECONDS` etc.; kept here rather than in the service's
-    settings so the sweep can be tuned on its own."""
-
-    model_config = service_config("tagging")
-
-    rule_sweep_interval_seconds: float = 300.0
-    rule_sweep_batch_size: int = 100
-    #: Longer than a sweep of a large tenant takes between two lease renewals (per batch).
-    rule_sweep_lease_seconds: float = 120.0
-
-
 @dataclass
 class RuleSweep:
     uow: UnitOfWork
-    settings: SweepSettings
+    settings: TaggingSettings
     owner: str
 
     async def sweep_due_tenants(self) -> list[str]:
@@ -114,7 +100,7 @@ MAX_TICK_SECONDS = 5.0
 
 def sweep_for(runtime: Runtime) -> RuleSweep:
     owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-    return RuleSweep(runtime.uow, SweepSettings(), owner)
+    return RuleSweep(runtime.uow, runtime.settings, owner)  # type: ignore[arg-type]
 
 
 async def run_rule_sweep(runtime: Runtime) -> None:
