@@ -40,7 +40,9 @@ async def test_a_manual_tag_is_put_on_listed_and_taken_off(
     assert put.json()["source"] == "manual" and put.json()["assigned_by"] == "ops-1"
     [listed] = (await api.get(f"/customers/{customer}/tags")).json()
     assert listed["value"] == "gold" and listed["assigned_at"]
+    assert (await api.get(f"/customers/{customer}/profile")).json()["tags"] == ["level"]
     assert (await api.delete(f"/customers/{customer}/tags/level")).status_code == 204
+    assert (await api.get(f"/customers/{customer}/profile")).json()["tags"] == []
     assert (await api.get(f"/customers/{customer}/tags")).json() == []
     assert (await api.delete(f"/customers/{customer}/tags/level")).status_code == 404
     [assigned] = await events_settled(service, tenant, ASSIGNED, 1)
