@@ -4,16 +4,13 @@ they call as, and the helpers the merge, data-rights and overview tests all use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
-from servicekit.runtime import Runtime
 from services.customer.settings import CustomerSettings
+from tests.support.running import RunningService
 from tests.support.waiting import eventually
 
 ADMIN = {"X-Actor-Id": "ops-1", "X-Actor-Roles": "admin"}
@@ -26,22 +23,8 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 Client = Callable[..., httpx.AsyncClient]
 
 
-@dataclass
-class Service:
-    """The customer service one test module runs on a real socket."""
-
-    url: str
-    app: FastAPI
-    settings: CustomerSettings
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
-    @property
-    def db(self) -> AsyncDatabase[Any]:
-        """The service's own database, through the service's own client."""
-        return self.runtime.db
+#: The service one test module runs on a real socket.
+Service = RunningService[CustomerSettings]
 
 
 async def register(api: httpx.AsyncClient, name: str = "Li Lei", **fields: Any) -> dict[str, Any]:

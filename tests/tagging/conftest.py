@@ -30,7 +30,7 @@ async def service(infra: Any, overrides: dict[str, Any]) -> AsyncIterator[Servic
     app = create_app(settings)
     async with serve(app) as url:
         app.state.runtime.state["jobs.poll_seconds"] = 0.2
-        yield Service(url, app, settings, infra.kafka_bootstrap_servers)
+        yield Service(url, app, settings)
 
 
 @pytest.fixture

@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import Envelope, Topic
-from servicekit.runtime import Runtime
 from services.tagging.settings import TaggingSettings
 from services.tagging.store.profiles import PROFILES
 from tests.support.events import published
+from tests.support.running import RunningService
 from tests.support.waiting import eventually
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
-@dataclass
-class Service:
-    url: str
-    app: FastAPI
-    settings: TaggingSettings
-    bootstrap: str
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
-    @property
-    def db(self) -> AsyncDatabase[Any]:
-        return self.runtime.db
+#: The service one test module runs on a real socket.
+Service = RunningService[TaggingSettings]
 
 
 def customer_id() -> str:
