@@ -1,9 +1,12 @@
+"""Loyalty service: points ledger of lots, tiers, benefits and benefit cards, stored value."""
+
 from fastapi import FastAPI
 
 from servicekit.app import create_service_app
 from services.loyalty import api, store
 from services.loyalty.events import SUBSCRIPTIONS
 from services.loyalty.settings import LoyaltySettings
+from services.loyalty.workers import WORKERS
 
 
 def create_app(settings: LoyaltySettings | None = None) -> FastAPI:
@@ -14,4 +17,5 @@ def create_app(settings: LoyaltySettings | None = None) -> FastAPI:
         routers=[api.router],
         indexes=store.INDEXES,
         subscriptions=SUBSCRIPTIONS,
+        workers=WORKERS,
     )

@@ -2,4 +2,10 @@
 
 from fastapi import APIRouter
 
+from services.loyalty.api import points
+
 router = APIRouter()
+for part in (points,):
+    router.include_router(part.router)
+
+__all__ = ["router"]

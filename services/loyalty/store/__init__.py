@@ -1,5 +1,6 @@
 """Loyalty store: every query of the loyalty service lives here."""
 
 from servicekit.mongo import Index
+from services.loyalty.store import points, tiers
 
-INDEXES: list[Index] = []
+INDEXES: list[Index] = [*points.INDEXES, *tiers.INDEXES]

@@ -1,0 +1,47 @@
+"""The orders consumer: the customer service's order events earn and take back points
+and growth value; profile changes keep the birthday month the birthday bonus needs. Each
+runs in the transaction that records the event id, so a redelivery changes nothing."""
+
+from __future__ import annotations
+
+from contracts import Envelope
+from contracts.customer import CustomerProfileChanged, OrderCancelled, OrderPaid, OrderRefunded
+from servicekit.consumer import Subscription
+from servicekit.unit_of_work import Tx
+from services.loyalty.service import orders
+from services.loyalty.service.profiles import remember_birthday_month
+
+GROUP_ID = "loyalty.orders"
+
+
+async def on_paid(tx: Tx, envelope: Envelope, event: OrderPaid) -> None:
+    await orders.on_order_paid(tx, envelope.tenant, event)
+
+
+async def on_refunded(tx: Tx, envelope: Envelope, event: OrderRefunded) -> None:
+    await orders.on_order_refunded(tx, envelope.tenant, event)
+
+
+async def on_cancelled(tx: Tx, envelope: Envelope, event: OrderCancelled) -> None:
+    await orders.on_order_cancelled(tx, envelope.tenant, event)
+
+
+async def on_profile_changed(tx: Tx, envelope: Envelope, event: CustomerProfileChanged) -> None:
+    if "birthday_month" in event.attributes:
+        month = event.attributes["birthday_month"]
+        await remember_birthday_month(
+            tx, envelope.tenant, event.customer_id, month if isinstance(month, int) else None
+        )
+
+
+SUBSCRIPTIONS = [
+    Subscription(
+        group_id=GROUP_ID,
+        handlers={
+            OrderPaid: on_paid,
+            OrderRefunded: on_refunded,
+            OrderCancelled: on_cancelled,
+            CustomerProfileChanged: on_profile_changed,
+        },
+    )
+]
