@@ -2,4 +2,10 @@
 
 from fastapi import APIRouter
 
+from services.coupon.api import budgets, campaigns, claims, wallet
+
 router = APIRouter()
+for part in (budgets, campaigns, claims, wallet):
+    router.include_router(part.router)
+
+__all__ = ["router"]

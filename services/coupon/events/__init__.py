@@ -1,5 +1,9 @@
 """Coupon event handlers: contract event -> use case."""
 
 from servicekit.consumer import Subscription
+from services.coupon.events.orders import order_subscription
+from services.coupon.settings import CouponSettings
 
-SUBSCRIPTIONS: list[Subscription] = []
+
+def subscriptions(settings: CouponSettings) -> list[Subscription]:
+    return [order_subscription(settings)]

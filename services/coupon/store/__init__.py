@@ -1,5 +1,13 @@
 """Coupon store: every query of the coupon service lives here."""
 
 from servicekit.mongo import Index
+from services.coupon.store import batches, budgets, campaigns, coupons, customers, rate_windows
 
-INDEXES: list[Index] = []
+INDEXES: list[Index] = [
+    *budgets.INDEXES,
+    *campaigns.INDEXES,
+    *batches.INDEXES,
+    *coupons.INDEXES,
+    *customers.INDEXES,
+    *rate_windows.INDEXES,
+]

@@ -1,0 +1,102 @@
+"""The wallet (卡包) and redemption (核销) at checkout: quote, lock, confirm, release,
+refund, revoke. Confirm, release and refund also follow the customer service's order
+events; these routes serve commerce systems that call directly."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from servicekit.clock import utcnow
+from servicekit.context import TenantDep
+from servicekit.errors import NotFound
+from servicekit.pagination import Page, PageRequestDep
+from services.coupon.api.claims import CouponView
+from services.coupon.api.deps import DeskDep, Id, RedemptionDep
+from services.coupon.domain.batches import ID_PATTERN
+from services.coupon.domain.checkout import OrderDraft
+from services.coupon.domain.coupons import CouponState
+from services.coupon.service.redemption import Quote, RefundAnswer
+
+router = APIRouter(tags=["wallet and redemption"])
+
+
+class LockBody(BaseModel):
+    customer_id: str = Field(pattern=ID_PATTERN)
+    order: OrderDraft
+
+
+class Released(BaseModel):
+    coupon: CouponView | None
+
+
+@router.get("/customers/{customer_id}/coupons")
+async def wallet(
+    customer_id: Id,
+    tenant: TenantDep,
+    desk: DeskDep,
+    page: PageRequestDep,
+    state: Annotated[list[CouponState] | None, Query()] = None,
+) -> Page[CouponView]:
+    """The customer's coupons, newest first, optionally by state (as stored; each answer
+    shows the state as of now)."""
+    states = [str(s) for s in state] if state else None
+    items, cursor = await desk.coupons.wallet(tenant, customer_id, page, states)
+    now = utcnow()
+    return Page(items=[CouponView.of(c, now) for c in items], next_cursor=cursor)
+
+
+@router.get("/coupons/{coupon_id}")
+async def get_coupon(coupon_id: Id, tenant: TenantDep, desk: DeskDep) -> CouponView:
+    coupon = await desk.coupons.get(tenant, coupon_id)
+    if coupon is None:
+        raise NotFound(f"no coupon {coupon_id}", code="coupon_not_found")
+    return CouponView.of(coupon, utcnow())
+
+
+@router.post("/customers/{customer_id}/quote")
+async def quote(
+    customer_id: Id, body: OrderDraft, tenant: TenantDep, redemption: RedemptionDep
+) -> Quote:
+    """The customer's coupons that apply to the order with the discount each gives, best
+    first, and the others with why not. Prices are after promotions (coupons stack with
+    them); one coupon per order."""
+    return await redemption.quote(tenant, customer_id, body)
+
+
+@router.post("/coupons/{coupon_id}/lock")
+async def lock(
+    coupon_id: Id, body: LockBody, tenant: TenantDep, redemption: RedemptionDep
+) -> CouponView:
+    """Hold the coupon for the unpaid order (expires after the lock time). 409
+    `coupon_not_applicable` (with `reason`), `coupon_not_available`, `order_has_coupon`."""
+    coupon = await redemption.lock(tenant, body.customer_id, coupon_id, body.order)
+    return CouponView.of(coupon, utcnow())
+
+
+@router.post("/orders/{order_id}/confirm")
+async def confirm(order_id: Id, tenant: TenantDep, redemption: RedemptionDep) -> CouponView:
+    """The order is paid: its coupon is used and the discount charged to the budget.
+    Confirming again answers the same."""
+    return CouponView.of(await redemption.confirm(tenant, order_id), utcnow())
+
+
+@router.post("/orders/{order_id}/release")
+async def release(order_id: Id, tenant: TenantDep, redemption: RedemptionDep) -> Released:
+    """The order is cancelled unpaid: its coupon is available again."""
+    coupon = await redemption.release(tenant, order_id)
+    return Released(coupon=CouponView.of(coupon, utcnow()) if coupon else None)
+
+
+@router.post("/orders/{order_id}/refund")
+async def refund(order_id: Id, tenant: TenantDep, redemption: RedemptionDep) -> RefundAnswer:
+    """The paid order is refunded: the coupon returns to the wallet if its batch allows it
+    and it is still valid; the subsidy goes back to the campaign's reservation."""
+    return await redemption.refund(tenant, order_id)
+
+
+@router.post("/coupons/{coupon_id}/revoke")
+async def revoke(coupon_id: Id, tenant: TenantDep, redemption: RedemptionDep) -> CouponView:
+    return CouponView.of(await redemption.revoke(tenant, coupon_id), utcnow())

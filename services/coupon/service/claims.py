@@ -1,0 +1,373 @@
+"""Claiming under flash-sale load: the hot path.
+
+Per batch, each replica keeps an issuer that
+- answers "sold out" from memory once the batch's stock is gone (the store is asked again
+  only every `sold_out_recheck_seconds`, since another replica may hand stock back);
+- leases stock from the store in blocks (one conditional `$inc` on `unleased` per block),
+  so the coupons issued over all replicas never exceed the stock;
+- queues the claims that arrive together and writes them in one transaction: one read of
+  the claimants' coupons of the batch (per-customer and daily limits), one `insert_many`,
+  one outbox entry with their `coupon.claimed.v1` events. A claim is answered only after
+  that transaction commits, so no claim answered as successful is lost.
+The unique slot indexes of the coupons settle races between replicas: a round that loses
+one aborts as a whole, reads again and decides again."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
+
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from contracts.coupon import CouponClaimed
+from servicekit.clock import utcnow
+from servicekit.errors import Conflict, NotFound
+from servicekit.mongo import Document
+from servicekit.runtime import Runtime
+from servicekit.unit_of_work import Tx
+from services.coupon.domain.batches import Audience
+from services.coupon.domain.coupons import (
+    REFUSAL_DETAIL,
+    Coupon,
+    CouponState,
+    Refusal,
+    audience_refusal,
+    claim_window_refusal,
+    face_value,
+    local_day,
+)
+from services.coupon.service.batching import Batcher
+from services.coupon.settings import CouponSettings
+from services.coupon.store.batches import Batch, BatchState, BatchStore
+from services.coupon.store.coupons import CouponStore, coupon_doc
+from services.coupon.store.customers import CustomerOrdersStore
+from services.coupon.store.races import is_duplicate_key
+
+BATCH_CACHE_SECONDS = 1.0
+ROUND_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    customer_id: str
+    channel: str
+    #: A grant's reference (partner exchange, points exchange): the same one answers the
+    #: same coupon. None for a customer's own claim.
+    reference: str | None = None
+
+
+@dataclass
+class Claimed:
+    coupon: Coupon
+    created: bool = True
+
+
+Outcome = Claimed | Refusal
+
+
+class ClaimRefused(Conflict):
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(REFUSAL_DETAIL[refusal], code=str(refusal))
+
+
+@dataclass(frozen=True)
+class _Seat:
+    """An accepted claim: the request's index and the slots it takes."""
+
+    index: int
+    slot: int
+    day: str
+    day_slot: int
+
+
+@dataclass
+class _Plan:
+    outcomes: list[Outcome | None]
+    #: Requests repeating an earlier request's reference in the same round.
+    followers: dict[int, int] = field(default_factory=dict)
+    seats: list[_Seat] = field(default_factory=list)
+    issued: dict[int, Coupon] = field(default_factory=dict)
+
+    def open(self) -> list[int]:
+        return [i for i, o in enumerate(self.outcomes) if o is None and i not in self.followers]
+
+    def answers(self) -> list[Outcome]:
+        answers: list[Outcome] = []
+        for i, outcome in enumerate(self.outcomes):
+            if outcome is None:
+                first = self.followers.get(i)
+                outcome = (
+                    Claimed(self.issued[i])
+                    if first is None
+                    else _follow(self.outcomes[first], self.issued.get(first))
+                )
+            answers.append(outcome)
+        return answers
+
+
+def _follow(outcome: Outcome | None, coupon: Coupon | None) -> Outcome:
+    """A repeated reference answers as the first request did (the same coupon, or refusal)."""
+    if coupon is not None:
+        return Claimed(coupon, created=False)
+    assert outcome is not None
+    return outcome
+
+
+def _free(taken: set[int], limit: int) -> int | None:
+    return next((n for n in range(1, limit + 1) if n not in taken), None)
+
+
+def new_coupon(
+    batch: Batch,
+    customer_id: str,
+    channel: str,
+    reference: str | None,
+    now: datetime,
+    rng: random.Random,
+) -> Coupon:
+    valid_from, valid_until = batch.spec.validity.window(now)
+    return Coupon(
+        id=f"cpn_{uuid.uuid4().hex}",
+        batch_id=batch.id,
+        campaign_id=batch.campaign_id,
+        customer_id=customer_id,
+        channel=channel,
+        reference=reference,
+        state=CouponState.AVAILABLE,
+        face_value=face_value(batch.spec, rng),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        claimed_at=now,
+    )
+
+
+def claimed_event(coupon: Coupon) -> CouponClaimed:
+    return CouponClaimed(
+        coupon_id=coupon.id,
+        batch_id=coupon.batch_id,
+        campaign_id=coupon.campaign_id,
+        customer_id=coupon.customer_id,
+        channel=coupon.channel,
+        reference=coupon.reference,
+        face_value=coupon.face_value,
+        valid_from=coupon.valid_from,
+        valid_until=coupon.valid_until,
+        claimed_at=coupon.claimed_at,
+    )
+
+
+class BatchIssuer:
+    def __init__(self, desk: ClaimDesk, tenant: str, batch_id: str) -> None:
+        self.desk = desk
+        self.tenant = tenant
+        self.batch_id = batch_id
+        #: Stock units this replica holds and has not issued yet.
+        self.lease = 0
+        self._sold_out_until = 0.0
+        self.batcher: Batcher[ClaimRequest, Outcome] = Batcher(
+            self._round, max_items=desk.settings.claim_flush_size, name=f"claims:{batch_id}"
+        )
+
+    def sold_out(self) -> bool:
+        return self.lease == 0 and time.monotonic() < self._sold_out_until
+
+    async def submit(self, request: ClaimRequest) -> Outcome:
+        return await self.batcher.submit(request)
+
+    async def _round(self, requests: list[ClaimRequest]) -> list[Outcome]:
+        if self.sold_out() and not any(r.reference for r in requests):
+            return [Refusal.SOLD_OUT] * len(requests)  # queued before it sold out: no store
+        for attempt in range(ROUND_ATTEMPTS):
+            try:
+                plan = await self.desk.runtime.uow.run(lambda tx: self._issue(tx, requests))
+            except (DuplicateKeyError, BulkWriteError) as exc:
+                if not is_duplicate_key(exc):
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                continue
+            self.lease -= len(plan.issued)
+            return plan.answers()
+        raise Conflict("too many concurrent claims; retry", code="concurrent_update")
+
+    async def _issue(self, tx: Tx, requests: list[ClaimRequest]) -> _Plan:
+        batch = await self.desk.batch(self.tenant, self.batch_id)
+        now = utcnow()
+        plan = _Plan(outcomes=[None] * len(requests))
+        await self._replays(tx, requests, plan)
+        await self._audience(tx, batch, requests, plan)
+        await self._limits(tx, batch, requests, plan, now)
+        await self._stock(plan)
+        if plan.seats:
+            docs, events = self._coupons(batch, requests, plan, now)
+            await self.desk.coupons.insert_many(docs, tx.session)
+            await tx.emit(*events, tenant=self.tenant)
+        return plan
+
+    async def _replays(self, tx: Tx, requests: list[ClaimRequest], plan: _Plan) -> None:
+        refs = sorted({r.reference for r in requests if r.reference})
+        if not refs:
+            return
+        found = await self.desk.coupons.by_references(self.tenant, self.batch_id, refs, tx.session)
+        first: dict[str, int] = {}
+        for i, r in enumerate(requests):
+            if r.reference is None:
+                continue
+            if r.reference in found:
+                plan.outcomes[i] = Claimed(found[r.reference], created=False)
+            elif r.reference in first:
+                plan.followers[i] = first[r.reference]
+            else:
+                first[r.reference] = i
+
+    async def _audience(
+        self, tx: Tx, batch: Batch, requests: list[ClaimRequest], plan: _Plan
+    ) -> None:
+        if batch.spec.audience == Audience.ANYONE:
+            return
+        open_ = plan.open()
+        customers = sorted({requests[i].customer_id for i in open_})
+        paid = await self.desk.customers.paid_orders(self.tenant, customers, tx.session)
+        for i in open_:
+            plan.outcomes[i] = audience_refusal(batch.spec, paid[requests[i].customer_id])
+
+    async def _limits(
+        self, tx: Tx, batch: Batch, requests: list[ClaimRequest], plan: _Plan, now: datetime
+    ) -> None:
+        open_ = plan.open()
+        customers = sorted({requests[i].customer_id for i in open_})
+        if not customers:
+            return
+        held = await self.desk.coupons.held(self.tenant, self.batch_id, customers, tx.session)
+        slots: dict[str, set[int]] = {}
+        day_slots: dict[tuple[str, str], set[int]] = {}
+        for doc in held:
+            slots.setdefault(doc["customer_id"], set()).add(doc["slot"])
+            day_slots.setdefault((doc["customer_id"], doc["day"]), set()).add(doc["day_slot"])
+        today = local_day(now, self.desk.zone)
+        for i in open_:
+            seat = _seat(batch, i, requests[i].customer_id, today, slots, day_slots)
+            if isinstance(seat, Refusal):
+                plan.outcomes[i] = seat
+            else:
+                plan.seats.append(seat)
+
+    async def _stock(self, plan: _Plan) -> None:
+        need = len(plan.seats) - self.lease
+        if need > 0 and not self.sold_out():
+            wanted = max(need, self.desk.settings.stock_lease_block)
+            got = await self.desk.batches.lease(self.tenant, self.batch_id, wanted)
+            self.lease += got
+            if got < wanted:
+                recheck = self.desk.settings.sold_out_recheck_seconds
+                self._sold_out_until = time.monotonic() + recheck
+        for seat in plan.seats[self.lease :]:
+            plan.outcomes[seat.index] = Refusal.SOLD_OUT
+        del plan.seats[self.lease :]
+
+    def _coupons(
+        self, batch: Batch, requests: list[ClaimRequest], plan: _Plan, now: datetime
+    ) -> tuple[list[Document], list[CouponClaimed]]:
+        docs, events = [], []
+        for seat in plan.seats:
+            r = requests[seat.index]
+            coupon = new_coupon(batch, r.customer_id, r.channel, r.reference, now, self.desk.rng)
+            plan.issued[seat.index] = coupon
+            docs.append(
+                coupon_doc(
+                    self.tenant, coupon, slot=seat.slot, day=seat.day, day_slot=seat.day_slot
+                )
+            )
+            events.append(claimed_event(coupon))
+        return docs, events
+
+
+def _seat(
+    batch: Batch,
+    index: int,
+    customer: str,
+    today: str,
+    slots: dict[str, set[int]],
+    day_slots: dict[tuple[str, str], set[int]],
+) -> _Seat | Refusal:
+    """The free slots this claim takes, or the limit it hits."""
+    spec = batch.spec
+    taken = slots.setdefault(customer, set())
+    slot = _free(taken, spec.per_customer_limit)
+    if slot is None:
+        return Refusal.LIMIT_REACHED
+    day_slot = slot
+    if spec.per_customer_daily_limit is not None:
+        today_taken = day_slots.setdefault((customer, today), set())
+        found = _free(today_taken, spec.per_customer_daily_limit)
+        if found is None:
+            return Refusal.DAILY_LIMIT_REACHED
+        day_slot = found
+        today_taken.add(day_slot)
+    taken.add(slot)
+    return _Seat(index, slot, today, day_slot)
+
+
+class ClaimDesk:
+    """Every batch issuer of this replica, and the batches they serve, cached briefly."""
+
+    def __init__(self, runtime: Runtime, settings: CouponSettings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.zone: tzinfo = ZoneInfo(settings.time_zone)
+        self.rng = random.SystemRandom()
+        self.batches = BatchStore(runtime.db)
+        self.coupons = CouponStore(runtime.db)
+        self.customers = CustomerOrdersStore(runtime.db)
+        self._issuers: dict[tuple[str, str], BatchIssuer] = {}
+        self._cache: dict[tuple[str, str], tuple[float, Batch]] = {}
+
+    async def batch(self, tenant: str, batch_id: str) -> Batch:
+        key = (tenant, batch_id)
+        cached = self._cache.get(key)
+        if cached and time.monotonic() - cached[0] < BATCH_CACHE_SECONDS:
+            return cached[1]
+        batch = await self.batches.get(tenant, batch_id)
+        if batch is None:
+            raise NotFound(f"no batch {batch_id}", code="batch_not_found")
+        self._cache[key] = (time.monotonic(), batch)
+        return batch
+
+    def issuer(self, tenant: str, batch_id: str) -> BatchIssuer:
+        key = (tenant, batch_id)
+        if key not in self._issuers:
+            self._issuers[key] = BatchIssuer(self, tenant, batch_id)
+        return self._issuers[key]
+
+    def sold_out(self, tenant: str, batch_id: str) -> bool:
+        issuer = self._issuers.get((tenant, batch_id))
+        return issuer is not None and issuer.sold_out()
+
+    async def issue(
+        self, tenant: str, batch: Batch, request: ClaimRequest, *, check_window: bool
+    ) -> Claimed:
+        """Issue a coupon of `batch` to the customer, or ClaimRefused with the reason."""
+        refusal = _open_refusal(batch, utcnow() if check_window else None)
+        if refusal is not None:
+            raise ClaimRefused(refusal)
+        outcome = await self.issuer(tenant, batch.id).submit(request)
+        if isinstance(outcome, Refusal):
+            raise ClaimRefused(outcome)
+        return outcome
+
+    async def stop(self) -> None:
+        """Stop the issuers and hand their unissued leases back to the stock."""
+        for issuer in self._issuers.values():
+            await issuer.batcher.stop()
+            await self.batches.give_back(issuer.tenant, issuer.batch_id, issuer.lease)
+            issuer.lease = 0
+
+
+def _open_refusal(batch: Batch, now: datetime | None) -> Refusal | None:
+    if batch.state != BatchState.ACTIVE:
+        return Refusal.BATCH_NOT_ACTIVE
+    return claim_window_refusal(batch.spec, now) if now is not None else None

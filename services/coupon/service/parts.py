@@ -1,0 +1,95 @@
+"""What the coupon service builds once per replica: the claim desk, the rate limiter and the
+checkout parts, kept in `runtime.state` by a worker that also hands back unissued stock
+leases when the replica stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from zoneinfo import ZoneInfo
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from servicekit.mongo import Document
+from servicekit.runtime import Runtime, Worker
+from servicekit.unit_of_work import UnitOfWork
+from services.coupon.domain.batches import MarginPolicy
+from services.coupon.service.claims import ClaimDesk
+from services.coupon.service.rate_limits import RateLimiter
+from services.coupon.service.redemption import Checkout, RedemptionService
+from services.coupon.settings import CouponSettings
+from services.coupon.store.batches import BatchStore
+from services.coupon.store.budgets import BudgetStore
+from services.coupon.store.campaigns import CampaignStore
+from services.coupon.store.coupons import CouponStore
+from services.coupon.store.customers import CustomerOrdersStore
+from services.coupon.store.rate_windows import RateWindowStore
+
+log = logging.getLogger("services.coupon.parts")
+DESK, LIMITER = "claim_desk", "rate_limiter"
+
+
+def policy(settings: CouponSettings) -> MarginPolicy:
+    return MarginPolicy(
+        min_margin_percent=settings.min_margin_percent,
+        cost_ratio_percent=settings.cost_ratio_percent,
+    )
+
+
+def redemption(runtime: Runtime, settings: CouponSettings) -> RedemptionService:
+    return redemption_on(runtime.db, runtime.uow, settings)
+
+
+def redemption_on(
+    db: AsyncDatabase[Document], uow: UnitOfWork | None, settings: CouponSettings
+) -> RedemptionService:
+    """The use cases on `db`; without a unit of work only the `*_in(tx, ...)` steps run
+    (an event handler's transaction)."""
+    return RedemptionService(
+        Checkout(
+            uow=uow,
+            coupons=CouponStore(db),
+            batches=BatchStore(db),
+            budgets=BudgetStore(db),
+            campaigns=CampaignStore(db),
+            customers=CustomerOrdersStore(db),
+            zone=ZoneInfo(settings.time_zone),
+            policy=policy(settings),
+            lock_minutes=settings.lock_minutes,
+            rng=random.SystemRandom(),
+        )
+    )
+
+
+def install(runtime: Runtime) -> ClaimDesk:
+    settings = runtime.settings
+    assert isinstance(settings, CouponSettings)
+    desk = ClaimDesk(runtime, settings)
+    runtime.state[DESK] = desk
+    runtime.state[LIMITER] = RateLimiter(RateWindowStore(runtime.db))
+    return desk
+
+
+async def _hold_parts(runtime: Runtime) -> None:
+    desk = runtime.state.get(DESK) or install(runtime)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runtime.state[LIMITER].batcher.stop()
+        await desk.stop()
+
+
+async def _sweep_locks(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, CouponSettings)
+    service = redemption(runtime, settings)
+    while True:
+        try:
+            await service.sweep_expired_locks()
+        except Exception:
+            log.exception("lock sweep failed; the next round retries")
+        await asyncio.sleep(settings.lock_sweep_seconds)
+
+
+WORKERS = [Worker("claim-desk", _hold_parts), Worker("lock-sweep", _sweep_locks)]

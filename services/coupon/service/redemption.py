@@ -1,0 +1,380 @@
+"""Redemption (核销) at checkout: quote, lock, confirm, release, refund, revoke.
+
+A coupon can never be used twice: every step is one update whose filter names the state
+(and order) it expects, and a unique index lets one order hold at most one coupon. Each
+step is idempotent: repeating it finds the coupon already where the step leaves it and
+answers the same. Using a coupon charges its discount to the campaign's budget in the same
+transaction (reserved → consumed); a refund that gives the coupon back reverses that."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import TypeVar
+
+from pydantic import BaseModel
+from pymongo.errors import DuplicateKeyError
+
+from contracts.coupon import CouponRedeemed, CouponRestored
+from servicekit.clock import utcnow
+from servicekit.errors import Conflict, NotFound
+from servicekit.unit_of_work import Tx, UnitOfWork
+from services.coupon.domain import checkout
+from services.coupon.domain.batches import DiscountKind, MarginPolicy
+from services.coupon.domain.budgets import Movement
+from services.coupon.domain.checkout import Offer, OrderDraft
+from services.coupon.domain.coupons import Coupon, CouponState
+from services.coupon.service.claims import claimed_event, new_coupon
+from services.coupon.store.batches import Batch, BatchStore
+from services.coupon.store.budgets import BudgetStore
+from services.coupon.store.campaigns import CampaignStore
+from services.coupon.store.coupons import CouponStore, coupon_doc
+from services.coupon.store.customers import CustomerOrdersStore
+from services.coupon.store.races import is_duplicate_key
+
+T = TypeVar("T")
+AVAILABLE, LOCKED, USED = (
+    str(s) for s in (CouponState.AVAILABLE, CouponState.LOCKED, CouponState.USED)
+)
+
+
+class Quote(BaseModel):
+    order_id: str
+    #: Applicable coupons, best first.
+    applicable: list[Offer]
+    not_applicable: list[Offer]
+
+
+class RefundAnswer(BaseModel):
+    coupon: Coupon | None
+    #: Whether the coupon went back to the wallet; `reason` says why not.
+    restored: bool
+    reason: str | None = None
+
+
+@dataclass
+class Checkout:
+    #: None for an event handler, which brings its own transaction.
+    uow: UnitOfWork | None
+    coupons: CouponStore
+    batches: BatchStore
+    budgets: BudgetStore
+    campaigns: CampaignStore
+    customers: CustomerOrdersStore
+    zone: tzinfo
+    policy: MarginPolicy
+    lock_minutes: int
+    rng: random.Random
+
+
+class RedemptionService:
+    def __init__(self, parts: Checkout) -> None:
+        self.p = parts
+
+    async def _run(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        assert self.p.uow is not None, "built without a unit of work: use the *_in steps"
+        return await self.p.uow.run(work)
+
+    # ----------------------------------------------------------------------- quote
+
+    async def quote(self, tenant: str, customer_id: str, order: OrderDraft) -> Quote:
+        now = utcnow()
+        coupons = await self.p.coupons.usable(tenant, customer_id, now)
+        batches = await self.p.batches.many(tenant, sorted({c.batch_id for c in coupons}))
+        paid = (await self.p.customers.paid_orders(tenant, [customer_id]))[customer_id]
+        offers = [self._offer(batches[c.batch_id], c, order, paid, now) for c in coupons]
+        applicable, others = checkout.best_first(offers)
+        return Quote(order_id=order.order_id, applicable=applicable, not_applicable=others)
+
+    def _offer(
+        self, batch: Batch, coupon: Coupon, order: OrderDraft, paid: int, now: datetime
+    ) -> Offer:
+        return checkout.offer(
+            batch.spec,
+            coupon,
+            order,
+            paid_orders=paid,
+            now=now,
+            zone=self.p.zone,
+            policy=self.p.policy,
+            locked_to=order.order_id,
+        )
+
+    # ------------------------------------------------------------------------ lock
+
+    async def lock(
+        self, tenant: str, customer_id: str, coupon_id: str, order: OrderDraft
+    ) -> Coupon:
+        """Hold the coupon for the unpaid order, with the discount it gives it."""
+
+        async def work(tx: Tx) -> Coupon:
+            now = utcnow()
+            coupon = await self._owned(tx, tenant, customer_id, coupon_id)
+            if (
+                coupon.state == CouponState.LOCKED
+                and coupon.lock
+                and coupon.lock.order_id == order.order_id
+            ) and coupon.lock.expires_at > now:
+                return coupon  # the same lock again
+            batch = await self.p.batches.get(tenant, coupon.batch_id, tx.session)
+            assert batch is not None
+            paid = (await self.p.customers.paid_orders(tenant, [customer_id], tx.session))[
+                customer_id
+            ]
+            offer = self._offer(batch, coupon, order, paid, now)
+            if offer.reason is not None:
+                raise Conflict(
+                    f"the coupon does not apply to this order: {offer.reason}",
+                    code="coupon_not_applicable",
+                    reason=str(offer.reason),
+                )
+            lock = {
+                "order_id": order.order_id,
+                "discount": offer.discount,
+                "expires_at": now + timedelta(minutes=self.p.lock_minutes),
+            }
+            locked = await self.p.coupons.change(
+                tenant,
+                coupon_id,
+                {
+                    "$or": [
+                        {"state": AVAILABLE},
+                        {"state": LOCKED, "lock.expires_at": {"$lte": now}},
+                    ]
+                },
+                {"$set": {"state": LOCKED, "lock": lock, "active_order_id": order.order_id}},
+                tx.session,
+            )
+            if locked is None:
+                raise Conflict("the coupon is not available", code="coupon_not_available")
+            return locked
+
+        try:
+            return await self._run(work)
+        except DuplicateKeyError as exc:
+            if not is_duplicate_key(exc):
+                raise
+            raise Conflict(
+                "the order already holds a coupon: one coupon per order", code="order_has_coupon"
+            ) from None
+
+    async def _owned(self, tx: Tx, tenant: str, customer_id: str, coupon_id: str) -> Coupon:
+        coupon = await self.p.coupons.get(tenant, coupon_id, tx.session)
+        if coupon is None or coupon.customer_id != customer_id:
+            raise NotFound(f"the customer holds no coupon {coupon_id}", code="coupon_not_found")
+        return coupon
+
+    # --------------------------------------------------------------------- confirm
+
+    async def confirm(self, tenant: str, order_id: str) -> Coupon:
+        """The order is paid: its coupon is used and its discount charged to the budget."""
+        coupon = await self._run(lambda tx: self.confirm_in(tx, tenant, order_id))
+        if coupon is None:
+            raise NotFound(f"no coupon is locked to order {order_id}", code="no_coupon_for_order")
+        return coupon
+
+    async def confirm_in(self, tx: Tx, tenant: str, order_id: str) -> Coupon | None:
+        coupon = await self.p.coupons.for_order(tenant, order_id, tx.session)
+        if coupon is None:
+            return None
+        if coupon.state == CouponState.USED and coupon.order_id == order_id:
+            return coupon  # confirmed before
+        if coupon.lock is None or coupon.lock.order_id != order_id:
+            return None
+        now = utcnow()
+        discount = coupon.lock.discount
+        used = await self.p.coupons.change(
+            tenant,
+            coupon.id,
+            # Locked for it, or the lock lapsed and nobody took the coupon since.
+            {"state": {"$in": [LOCKED, AVAILABLE]}, "lock.order_id": order_id},
+            {
+                "$set": {
+                    "state": USED,
+                    "order_id": order_id,
+                    "discount": discount,
+                    "used_at": now,
+                    "active_order_id": order_id,
+                },
+            },
+            tx.session,
+        )
+        if used is None:
+            raise Conflict("the coupon is no longer held for this order", code="coupon_not_locked")
+        await self._charge(tx, tenant, used, Movement.CONSUME, discount)
+        await tx.emit(
+            CouponRedeemed(
+                coupon_id=used.id,
+                batch_id=used.batch_id,
+                campaign_id=used.campaign_id,
+                customer_id=used.customer_id,
+                order_id=order_id,
+                discount=discount,
+                redeemed_at=now,
+            ),
+            tenant=tenant,
+        )
+        await self._return_coupon(tx, tenant, used, now)
+        return used
+
+    async def _charge(
+        self, tx: Tx, tenant: str, coupon: Coupon, movement: Movement, amount: int
+    ) -> None:
+        if amount <= 0:
+            return
+        campaign = await self.p.campaigns.get(tenant, coupon.campaign_id, tx.session)
+        assert campaign is not None
+        moved = await self.p.budgets.move(
+            tenant,
+            campaign.budget_id,
+            movement,
+            amount,
+            tx.session,
+            campaign_id=campaign.id,
+            coupon_id=coupon.id,
+        )
+        if moved is None:  # the reservation covers every coupon's most: a broken invariant
+            raise Conflict(
+                "the campaign's reservation does not cover this coupon", code="budget_exceeded"
+            )
+        sign = 1 if movement == Movement.CONSUME else -1
+        await self.p.campaigns.draw(
+            tenant, campaign.id, {"reserved": -sign * amount, "consumed": sign * amount}, tx.session
+        )
+
+    async def _return_coupon(self, tx: Tx, tenant: str, used: Coupon, now: datetime) -> None:
+        """满返: a return coupon's paid order issues the follow-up batch's coupon."""
+        batch = await self.p.batches.get(tenant, used.batch_id, tx.session)
+        assert batch is not None
+        if batch.spec.discount.kind != DiscountKind.RETURN or batch.follow_up_batch_id is None:
+            return
+        follow = await self.p.batches.get(tenant, batch.follow_up_batch_id, tx.session)
+        if follow is None or not await self.p.batches.take_one(tenant, follow.id, tx.session):
+            return  # the follow-up batch is sold out: nothing to return
+        coupon = new_coupon(
+            follow, used.customer_id, "order_return", f"order:{used.order_id}", now, self.p.rng
+        )
+        slot = f"order:{used.order_id}"
+        doc = coupon_doc(tenant, coupon, slot=0, day=slot, day_slot=0)
+        doc["slot"] = doc["day_slot"] = slot
+        await self.p.coupons.insert_many([doc], tx.session)
+        await tx.emit(claimed_event(coupon), tenant=tenant)
+
+    # --------------------------------------------------------- release and refund
+
+    async def release(self, tenant: str, order_id: str) -> Coupon | None:
+        """The order is cancelled unpaid: its coupon is available again (None: none held)."""
+
+        async def work(tx: Tx) -> Coupon | None:
+            return await self.release_in(tx, tenant, order_id)
+
+        return await self._run(work)
+
+    async def release_in(self, tx: Tx, tenant: str, order_id: str) -> Coupon | None:
+        coupon = await self.p.coupons.for_order(tenant, order_id, tx.session)
+        if coupon is None or coupon.state != CouponState.LOCKED:
+            return coupon if coupon and coupon.state == CouponState.AVAILABLE else None
+        return await self.p.coupons.change(
+            tenant,
+            coupon.id,
+            {"state": LOCKED, "lock.order_id": order_id},
+            {"$set": {"state": AVAILABLE}, "$unset": {"lock": "", "active_order_id": ""}},
+            tx.session,
+        )
+
+    async def refund(self, tenant: str, order_id: str) -> RefundAnswer:
+        return await self._run(lambda tx: self.refund_in(tx, tenant, order_id))
+
+    async def refund_in(self, tx: Tx, tenant: str, order_id: str) -> RefundAnswer:
+        """The paid order is refunded (or voided): the coupon returns to the wallet if its
+        batch allows and it is still valid, and its subsidy goes back to the reservation."""
+        coupon = await self.p.coupons.for_order(tenant, order_id, tx.session)
+        if coupon is None or coupon.state != CouponState.USED:
+            return RefundAnswer(coupon=coupon, restored=False, reason="no_coupon_used")
+        batch = await self.p.batches.get(tenant, coupon.batch_id, tx.session)
+        assert batch is not None
+        now = utcnow()
+        if not batch.spec.return_on_refund:
+            return RefundAnswer(coupon=coupon, restored=False, reason="batch_keeps_used_coupons")
+        if now >= coupon.valid_until:
+            return RefundAnswer(coupon=coupon, restored=False, reason="expired")
+        discount = coupon.discount or 0
+        restored = await self.p.coupons.change(
+            tenant,
+            coupon.id,
+            {"state": USED, "order_id": order_id},
+            {
+                "$set": {"state": AVAILABLE},
+                "$unset": {
+                    "lock": "",
+                    "active_order_id": "",
+                    "order_id": "",
+                    "discount": "",
+                    "used_at": "",
+                },
+            },
+            tx.session,
+        )
+        if restored is None:
+            return RefundAnswer(coupon=coupon, restored=False, reason="no_coupon_used")
+        await self._charge(tx, tenant, coupon, Movement.RESTORE, discount)
+        await tx.emit(
+            CouponRestored(
+                coupon_id=coupon.id,
+                customer_id=coupon.customer_id,
+                order_id=order_id,
+                discount=discount,
+                restored_at=now,
+            ),
+            tenant=tenant,
+        )
+        return RefundAnswer(coupon=restored, restored=True)
+
+    # ---------------------------------------------------------------------- revoke
+
+    async def revoke(self, tenant: str, coupon_id: str) -> Coupon:
+        async def work(tx: Tx) -> Coupon:
+            revoked = await self.p.coupons.change(
+                tenant,
+                coupon_id,
+                {"state": AVAILABLE},
+                {"$set": {"state": str(CouponState.REVOKED)}},
+                tx.session,
+            )
+            if revoked is None:
+                current = await self.p.coupons.get(tenant, coupon_id, tx.session)
+                if current is None:
+                    raise NotFound(f"no coupon {coupon_id}", code="coupon_not_found")
+                if current.state == CouponState.REVOKED:
+                    return current
+                raise Conflict(
+                    f"a {current.state} coupon cannot be revoked", code="coupon_not_available"
+                )
+            return revoked
+
+        return await self._run(work)
+
+    # ------------------------------------------------------------------ lock sweep
+
+    async def sweep_expired_locks(self, limit: int = 200) -> int:
+        """Locks whose order was not paid in time let their coupon go. The lock itself is
+        kept, so a payment that still arrives for that order can use the coupon if nobody
+        took it meanwhile."""
+        now = utcnow()
+        swept = 0
+        for doc in await self.p.coupons.expired_locks(now, limit):
+
+            async def work(tx: Tx, doc: dict = doc) -> Coupon | None:
+                return await self.p.coupons.change(
+                    doc["tenant"],
+                    doc["_id"],
+                    {"state": LOCKED, "lock.expires_at": {"$lte": now}},
+                    {"$set": {"state": AVAILABLE}, "$unset": {"active_order_id": ""}},
+                    tx.session,
+                )
+
+            if await self._run(work) is not None:
+                swept += 1
+        return swept
