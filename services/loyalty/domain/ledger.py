@@ -301,16 +301,18 @@ def restore(account: PointAccount, spent: Entry, cause: Cause) -> Posted:
         if not back:
             continue
         left -= back
+        # A lot gone since (spent out or expired) comes back under a new id: its expiry
+        # entry, if it expires again, must not repeat the first one's source.
         lot = lots.get(move.lot_id) or Lot(
-            lot_id=move.lot_id,
+            lot_id=new_id("lot"),
             points=0,
             remaining=0,
             earned_at=cause.at,
             expires_at=move.expires_at,
             source=spent.source,
         )
-        lots[move.lot_id] = lot.model_copy(update={"remaining": lot.remaining + back})
-        moves.append(LotMove(lot_id=move.lot_id, points=back, expires_at=move.expires_at))
+        lots[lot.lot_id] = lot.model_copy(update={"remaining": lot.remaining + back})
+        moves.append(LotMove(lot_id=lot.lot_id, points=back, expires_at=move.expires_at))
     if left:  # only a spend within the balance is ever restored
         raise ValueError(f"entry {spent.entry_id} took more than its lots: it is not a spend")
     debt = account.debt - paid_off
