@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from servicekit.errors import Conflict, InvalidInput
 from services.tagging.domain.rules.catalogue import TagSpec, TagValueKind
+from services.tagging.domain.rules.facts import TagAssignment
 
 SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
 MAX_OPTIONS = 100
@@ -193,6 +195,15 @@ def check_expiry(expires_at: datetime | None, now: datetime) -> None:
 def unchanged(existing: Assignment | None, value: TagValue, expires_at: datetime | None) -> bool:
     """Assigning what is already there changes nothing (and emits nothing)."""
     return existing is not None and existing.value == value and existing.expires_at == expires_at
+
+
+def tag_facts(assignments: Iterable[Assignment], now: datetime) -> dict[str, TagAssignment]:
+    """The customer's tags as rules see them: expired ones are not there."""
+    return {
+        a.tag_id: TagAssignment(value=a.value, expires_at=a.expires_at)
+        for a in assignments
+        if a.active(now)
+    }
 
 
 def may_remove(existing: Assignment, reason: str) -> bool:

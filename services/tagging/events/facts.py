@@ -5,6 +5,7 @@ event id (so a redelivered event changes nothing)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from contracts import Envelope, Event
@@ -26,6 +27,7 @@ from servicekit.consumer import Handler, Subscription
 from servicekit.unit_of_work import Tx
 from services.tagging.domain import facts_updates as updates
 from services.tagging.domain.facts_updates import FactsRecord
+from services.tagging.service.memberships import reevaluate
 from services.tagging.service.rule_evaluation import reconcile
 from services.tagging.store.facts import FactsStore
 
@@ -39,12 +41,20 @@ async def _load(tx: Tx, tenant: str, customer_id: str) -> FactsRecord:
 
 
 async def _save_and_evaluate(tx: Tx, *records: FactsRecord) -> None:
+    """Save, then tag rules, then segments. A tag a rule changes re-evaluates the customer's
+    segments itself (see `assignments`); otherwise it is done here, once."""
     now = utcnow()
     for record in records:
         await FactsStore(tx.db).save(record, tx.session)
-        await reconcile(
-            tx, tenant=record.tenant, customer_id=record.customer_id, record=record, now=now
-        )
+        await _evaluate(tx, record.tenant, record.customer_id, record, now)
+
+
+async def _evaluate(
+    tx: Tx, tenant: str, customer_id: str, record: FactsRecord | None, now: datetime
+) -> None:
+    changes = await reconcile(tx, tenant=tenant, customer_id=customer_id, record=record, now=now)
+    if not changes:
+        await reevaluate(tx, tenant, [customer_id], now, known={customer_id: record}, touch=False)
 
 
 def updating(update: Update) -> Handler:
@@ -92,12 +102,10 @@ async def on_unmerged(tx: Tx, envelope: Envelope, event: CustomersUnmerged) -> N
 
 
 async def on_erased(tx: Tx, envelope: Envelope, event: CustomerErased) -> None:
-    """Forget the facts; the tags rules gave come off (what else tagging holds of the
-    customer is the assignments' owner's to forget)."""
+    """Forget the facts; the tags rules gave come off and the customer leaves every segment
+    (what else tagging holds of the customer is the assignments' owner's to forget)."""
     await FactsStore(tx.db).forget(envelope.tenant, event.customer_id, tx.session)
-    await reconcile(
-        tx, tenant=envelope.tenant, customer_id=event.customer_id, record=None, now=utcnow()
-    )
+    await _evaluate(tx, envelope.tenant, event.customer_id, None, utcnow())
 
 
 SUBSCRIPTIONS = [

@@ -2,7 +2,8 @@
 
 Each change writes the assignment, a history entry and a tag sync queue entry, and emits its
 event, all in the one transaction: no change without its event, no event without its change.
-Tag rules (the other writer of assignments) call `assign_tag` / `remove_tag` directly."""
+Tag rules (the other writer of assignments) call `assign_tag` / `remove_tag` directly. A tag
+change re-evaluates the customers' segment memberships in the same transaction."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from contracts.tagging import TagAssigned, TagRemoved
 from servicekit.clock import utcnow
 from servicekit.unit_of_work import Tx
 from services.tagging.domain.tags import Assignment, Source, TagValue, may_remove, unchanged
+from services.tagging.service.memberships import reevaluate
 from services.tagging.store.assignments import AssignmentStore
 from services.tagging.sync.connector import TagChange
 from services.tagging.sync.store import SyncQueue
@@ -93,7 +95,9 @@ async def record_assigned(tx: Tx, assignments: list[Assignment]) -> None:
         )
         for a in assignments
     ]
-    await tx.emit(*events, tenant=assignments[0].tenant)
+    tenant = assignments[0].tenant
+    await tx.emit(*events, tenant=tenant)
+    await reevaluate(tx, tenant, [a.customer_id for a in assignments], utcnow())
 
 
 async def record_removed(
@@ -111,7 +115,9 @@ async def record_removed(
         )
         for a in removed
     ]
-    await tx.emit(*events, tenant=removed[0].tenant)
+    tenant = removed[0].tenant
+    await tx.emit(*events, tenant=tenant)
+    await reevaluate(tx, tenant, [a.customer_id for a in removed], utcnow())
 
 
 def _history(

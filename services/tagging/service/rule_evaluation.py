@@ -4,7 +4,7 @@ caller's transaction (the facts consumer's, or a sweep batch's).
 Every active rule of the tenant is evaluated, not only those reading what the event touched:
 rules are few per tenant and a compiled rule costs microseconds, while knowing which fields an
 event touched would couple every handler to the rule language. Compiled rules are cached per
-process, keyed by tenant, rule and version, so an edited rule is recompiled on first use."""
+process (`rules.cache`), so an edited rule is recompiled on first use."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from datetime import datetime
 
 from servicekit.unit_of_work import Tx
 from services.tagging.domain.facts_updates import FactsRecord
-from services.tagging.domain.rules.compile import Predicate, compile_rule
-from services.tagging.domain.rules.facts import TagAssignment
+from services.tagging.domain.rules.cache import COMPILED
 from services.tagging.domain.tag_rules import Change, CompiledRule, Current, TagRule, plan_changes
-from services.tagging.domain.tags import RULE_NO_LONGER_HOLDS, Assignment
+from services.tagging.domain.tags import RULE_NO_LONGER_HOLDS, tag_facts
 from services.tagging.service.assignments import assign_tag, remove_tag
 from services.tagging.store.assignments import AssignmentStore
 from services.tagging.store.tag_rules import TagRuleStore
@@ -24,42 +23,17 @@ from services.tagging.store.tag_rules import TagRuleStore
 RULE_SOURCE = "rule"
 
 
-class RuleCache:
-    """Compiled predicates by (tenant, rule id), valid for one rule version. A pure memo:
-    it holds no connection, only functions built from rules."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._compiled: dict[tuple[str, str], tuple[int, Predicate]] = {}
-        self._capacity = capacity
-
-    def compiled(self, rules: Sequence[TagRule]) -> list[CompiledRule]:
-        return [
-            CompiledRule(r.rule_id, r.tag_id, r.value, r.priority, self.predicate(r)) for r in rules
-        ]
-
-    def predicate(self, rule: TagRule) -> Predicate:
-        key = (rule.tenant, rule.rule_id)
-        cached = self._compiled.get(key)
-        if cached is not None and cached[0] == rule.version:
-            return cached[1]
-        if len(self._compiled) >= self._capacity:
-            self._compiled.clear()  # crude, but rules are few: a full cache means a leak
-        predicate = compile_rule(rule.rule)
-        self._compiled[key] = (rule.version, predicate)
-        return predicate
-
-
-#: One per process, shared by the consumer and the sweep.
-RULES = RuleCache()
-
-
-def tag_facts(assignments: Sequence[Assignment], now: datetime) -> dict[str, TagAssignment]:
-    """The customer's tags as rules see them: expired ones are not there."""
-    return {
-        a.tag_id: TagAssignment(value=a.value, expires_at=a.expires_at)
-        for a in assignments
-        if a.active(now)
-    }
+def compiled_rules(rules: Sequence[TagRule]) -> list[CompiledRule]:
+    return [
+        CompiledRule(
+            r.rule_id,
+            r.tag_id,
+            r.value,
+            r.priority,
+            COMPILED.predicate(r.tenant, r.rule_id, r.version, r.rule),
+        )
+        for r in rules
+    ]
 
 
 async def reconcile(
@@ -80,7 +54,7 @@ async def reconcile(
     assignments = await AssignmentStore(tx.db).of_customer(tenant, customer_id, session=tx.session)
     facts = record.facts(tag_facts(assignments, now)) if record and record.active else None
     current = [Current(a.tag_id, a.value, str(a.source)) for a in assignments]
-    changes = plan_changes(RULES.compiled(rules), facts, current, now)
+    changes = plan_changes(compiled_rules(rules), facts, current, now)
     for change in changes:
         await _apply(tx, tenant, customer_id, change, now)
     return changes

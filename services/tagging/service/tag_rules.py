@@ -25,8 +25,7 @@ from services.tagging.domain.tag_rules import (
     custom_fields_for,
     is_time_based,
 )
-from services.tagging.domain.tags import check_assignable, check_value
-from services.tagging.service.rule_evaluation import tag_facts
+from services.tagging.domain.tags import check_assignable, check_value, tag_facts
 from services.tagging.store.assignments import AssignmentStore
 from services.tagging.store.facts import FactsStore
 from services.tagging.store.tag_rules import TagRuleStore

@@ -2,7 +2,16 @@
 
 from servicekit.jobs import JOB_INDEXES
 from servicekit.mongo import Index
-from services.tagging.store import assignments, facts, profiles, tag_rules, tags
+from services.tagging.store import (
+    assignments,
+    facts,
+    memberships,
+    profiles,
+    segments,
+    snapshots,
+    tag_rules,
+    tags,
+)
 from services.tagging.store.profiles import ProfileStore
 from services.tagging.sync import store as sync_store
 
@@ -15,6 +24,9 @@ INDEXES: list[Index] = [
     *JOB_INDEXES,
     *facts.INDEXES,
     *tag_rules.INDEXES,
+    *segments.INDEXES,
+    *memberships.INDEXES,
+    *snapshots.INDEXES,
 ]
 
 __all__ = ["INDEXES", "ProfileStore"]

@@ -58,6 +58,16 @@ class AssignmentStore:
         docs = await self._assignments.find(query, session=session).sort("tag_id", 1).to_list()
         return [_assignment(d) for d in docs]
 
+    async def of_customers(
+        self, tenant: str, customer_ids: list[str], *, session: Session = None
+    ) -> dict[str, list[Assignment]]:
+        """Every assignment of each customer (an empty list for one without tags)."""
+        query = {"tenant": tenant, "customer_id": {"$in": customer_ids}}
+        found: dict[str, list[Assignment]] = {c: [] for c in customer_ids}
+        async for doc in self._assignments.find(query, session=session):
+            found.setdefault(doc["customer_id"], []).append(_assignment(doc))
+        return found
+
     async def get(
         self, tenant: str, customer_id: str, tag_id: str, *, session: Session = None
     ) -> Assignment | None:

@@ -7,12 +7,13 @@ category value) may hold dots, which MongoDB field names must not."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from servicekit.clock import utcnow
 from servicekit.mongo import Document, Index
 from services.tagging.domain.facts_updates import Daily, FactsRecord
 from services.tagging.domain.rules.catalogue import CustomFieldType
@@ -20,7 +21,13 @@ from services.tagging.domain.rules.facts import BehaviourKey, PurchaseFacts
 
 FACTS = "customer_facts"
 CUSTOM_FIELD_KEYS = "custom_field_keys"
-INDEXES = [Index(FACTS, [("tenant", 1), ("customer_id", 1)], unique=True, name="by_customer")]
+INDEXES = [
+    Index(FACTS, [("tenant", 1), ("customer_id", 1)], unique=True, name="by_customer"),
+    Index(FACTS, [("tenant", 1), ("updated_at", 1)], name="changes"),
+]
+#: The state of a forgotten (erased) customer's document: kept as a tombstone without data,
+#: so the audience engine's change feed sees the customer go.
+ERASED = "erased"
 Session = AsyncClientSession | None
 
 
@@ -78,14 +85,54 @@ class FactsStore:
         self, tenant: str, customer_id: str, *, session: Session = None
     ) -> FactsRecord | None:
         doc = await self._facts.find_one({"_id": _id(tenant, customer_id)}, session=session)
-        return from_document(doc) if doc else None
+        return from_document(doc) if doc and doc.get("state") != ERASED else None
+
+    async def many(
+        self, tenant: str, customer_ids: list[str], *, session: Session = None
+    ) -> dict[str, FactsRecord]:
+        """The active customers among `customer_ids`, by id."""
+        query = {"_id": {"$in": [_id(tenant, c) for c in customer_ids]}, "state": "active"}
+        docs = await self._facts.find(query, session=session).to_list()
+        return {doc["customer_id"]: from_document(doc) for doc in docs}
 
     async def save(self, record: FactsRecord, session: AsyncClientSession) -> None:
-        doc = to_document(record)
+        """`updated_at` is the change feed the audience engine follows."""
+        doc = {**to_document(record), "updated_at": utcnow()}
         await self._facts.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
 
+    async def touch(
+        self, tenant: str, customer_ids: list[str], session: AsyncClientSession
+    ) -> None:
+        """Mark customers changed whose tags changed (tags are read with the facts)."""
+        query = {"_id": {"$in": [_id(tenant, c) for c in customer_ids]}}
+        await self._facts.update_many(query, {"$set": {"updated_at": utcnow()}}, session=session)
+
     async def forget(self, tenant: str, customer_id: str, session: AsyncClientSession) -> None:
-        await self._facts.delete_one({"_id": _id(tenant, customer_id)}, session=session)
+        tombstone = {
+            "_id": _id(tenant, customer_id),
+            "tenant": tenant,
+            "customer_id": customer_id,
+            "state": ERASED,
+            "updated_at": utcnow(),
+        }
+        await self._facts.replace_one(
+            {"_id": tombstone["_id"]}, tombstone, upsert=True, session=session
+        )
+
+    async def changed_since(
+        self, tenant: str, since: datetime, *, limit: int
+    ) -> list[tuple[str, FactsRecord | None]]:
+        """Customers changed at or after `since`, oldest change first: (id, facts), with None
+        for one who is no longer active (merged or erased)."""
+        query = {"tenant": tenant, "updated_at": {"$gte": since}}
+        cursor = self._facts.find(query).sort("updated_at", 1).limit(limit)
+        return [
+            (doc["customer_id"], from_document(doc) if doc.get("state") == "active" else None)
+            for doc in await cursor.to_list()
+        ]
+
+    async def tenants(self) -> list[str]:
+        return sorted(await self._facts.distinct("tenant"))
 
     async def page(
         self, tenant: str, *, after: str | None, limit: int, session: Session = None
