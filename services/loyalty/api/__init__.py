@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from services.loyalty.api import points
+from services.loyalty.api import points, stored_value
 
 router = APIRouter()
-for part in (points,):
+for part in (points, stored_value):
     router.include_router(part.router)
 
 __all__ = ["router"]

@@ -1,6 +1,6 @@
 """Loyalty store: every query of the loyalty service lives here."""
 
 from servicekit.mongo import Index
-from services.loyalty.store import points, tiers
+from services.loyalty.store import points, stored_value, tiers
 
-INDEXES: list[Index] = [*points.INDEXES, *tiers.INDEXES]
+INDEXES: list[Index] = [*points.INDEXES, *tiers.INDEXES, *stored_value.INDEXES]
