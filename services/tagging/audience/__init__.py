@@ -1,0 +1,36 @@
+"""The audience engine: one tenant's customers in memory, as columns, answering segment rules
+as sets in milliseconds instead of scanning the store.
+
+What it holds. A row per customer (`rows.RowIndex`: id -> row, a free list for the rows of
+removed customers, arrays that double when full). Per catalogue field a `ValueColumn` of two
+arrays, a kind code (int8) and a 64-bit payload read according to the kind (`encoding`): text
+and list values as dictionary codes, numbers as float64 bits (ints past 2**53 also kept exactly
+on the side), datetimes as epoch microseconds, booleans as 0/1. Keeping the kind per row is what
+lets a field holding mixed kinds keep the reference meaning (a wrong-kind value compares false)
+at the price of one int8 comparison per leaf. Per tag a `TagColumn` (held, expiry, value).
+Per behaviour series (kind, target key, target value) a `BehaviourSeries` of sparse
+(row, day, count) entries; replaced customers' entries become tombstones through row versions
+and are compacted away lazily. `recency_days` is derived from `last_purchase_at` at the
+evaluation's `now`, so nothing time-dependent is stored.
+
+How a rule is answered (`evaluate.Evaluation`). Each node becomes one boolean mask over the
+rows: a leaf is a vectorised comparison (`compare`), `All`/`Any` are `&`/`|`, `Not` is the
+complement among the tenant's customers, a behaviour window is one `np.bincount` over the
+series' entries inside the window, and a segment condition is the referenced segment's own
+rule, evaluated once per call however often it is referenced. The meaning is exactly
+`domain.rules.evaluate.matches`, missing values included (`ne`/`not_in` on a missing value
+are false, `Not(eq)` is true); property tests compare the two on random rules and customers.
+
+Why columns in memory. The embedded store scans ~40,000 documents/s, so a scan-based build of
+a million customers takes half a minute; numpy masks over a million rows take about a
+millisecond per leaf. Upserts are row writes, so the engine stays current from events.
+
+Not thread-safe: a service uses it from its event loop. `upsert_many` is the bulk load;
+`upsert`/`remove` keep it current. An `Audience` is a snapshot: later writes do not change it.
+"""
+
+from services.tagging.audience.audience import Audience
+from services.tagging.audience.engine import AudienceEngine, TenantAudience
+from services.tagging.audience.evaluate import SegmentCycleError
+
+__all__ = ["Audience", "AudienceEngine", "SegmentCycleError", "TenantAudience"]

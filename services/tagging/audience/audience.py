@@ -1,0 +1,55 @@
+"""`Audience`: the customers one evaluation matched, as a snapshot.
+
+It keeps the evaluation's mask and the row -> customer id array of that moment (shared
+copy-on-write with the tenant, see `rows`), so later upserts and removals do not change it.
+Listing members in id order uses the tenant's cached order of rows by id while it is current,
+and sorts for itself otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+import numpy as np
+
+#: (ids array, size) -> rows [0, size) ordered by customer id.
+OrderOf = Callable[[np.ndarray, int], np.ndarray]
+RowOf = Callable[[str], int | None]
+
+
+class Audience:
+    def __init__(self, members: np.ndarray, ids: np.ndarray, order_of: OrderOf, row_of: RowOf):
+        self._members = members
+        self._ids = ids
+        self._order_of = order_of
+        self._row_of = row_of
+        self.count = int(np.count_nonzero(members))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __contains__(self, customer_id: object) -> bool:
+        if not isinstance(customer_id, str):
+            return False
+        row = self._row_of(customer_id)
+        if row is not None and row < len(self._members) and self._ids[row] == customer_id:
+            return bool(self._members[row])
+        # Moved to another row or removed since the evaluation: ask the snapshot itself.
+        return customer_id in self._member_set
+
+    def customer_ids(self) -> list[str]:
+        """Every member, in ascending id order."""
+        return self.sample(self.count)
+
+    def sample(self, n: int) -> list[str]:
+        """The first `n` members in id order."""
+        if n <= 0 or self.count == 0:
+            return []
+        order = self._order_of(self._ids, len(self._members))
+        rows = order[self._members[order]][:n]
+        return self._ids[rows].tolist()  # type: ignore[no-any-return]
+
+    @cached_property
+    def _member_set(self) -> frozenset[str]:
+        return frozenset(self._ids[np.flatnonzero(self._members)].tolist())

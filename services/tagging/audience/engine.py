@@ -1,0 +1,152 @@
+"""`AudienceEngine` and `TenantAudience`: one tenant's customers held as columns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from itertools import islice
+
+import numpy as np
+
+from services.tagging.audience.audience import Audience
+from services.tagging.audience.behaviour import BehaviourSeries
+from services.tagging.audience.columns import ColumnView, TagColumn, ValueColumn
+from services.tagging.audience.encoding import Interner
+from services.tagging.audience.evaluate import Evaluation
+from services.tagging.audience.loading import Batch, latest_by_id
+from services.tagging.audience.rows import RowIndex
+from services.tagging.domain.rules.ast import Node
+from services.tagging.domain.rules.facts import BehaviourKey, CustomerFacts
+
+#: Customers gathered per bulk write: bounds the Python lists a load builds at once.
+LOAD_CHUNK = 50_000
+
+
+class TenantAudience:
+    """One tenant's customers' facts, kept current by upserts, answering rules as sets."""
+
+    def __init__(self) -> None:
+        self._rows = RowIndex()
+        self._interner = Interner()
+        self._fields: dict[str, ValueColumn] = {}
+        self._tags: dict[str, TagColumn] = {}
+        self._series: dict[BehaviourKey, BehaviourSeries] = {}
+        self._order: tuple[np.ndarray, int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def upsert(self, facts: CustomerFacts) -> None:
+        """Add the customer, or replace everything known of them."""
+        self._write(latest_by_id([facts]))
+
+    def upsert_many(self, facts: Iterable[CustomerFacts]) -> None:
+        """`upsert` for many customers, written column by column in chunks."""
+        stream = iter(facts)
+        while chunk := list(islice(stream, LOAD_CHUNK)):
+            self._write(latest_by_id(chunk))
+
+    def remove(self, customer_id: str) -> None:
+        """Forget the customer (merged away or erased); unknown ids are ignored."""
+        row = self._rows.release(customer_id)
+        if row is not None:
+            self._clear(np.array([row], dtype=np.int64))
+
+    def evaluate(
+        self, rule: Node, now: datetime, segment_rules: Mapping[str, Node] = {}
+    ) -> Audience:
+        """The customers matching `rule` at `now`; a `SegmentCondition` is answered by that
+        segment's rule in `segment_rules` (absent: no members)."""
+        members = Evaluation(self, now, segment_rules).mask(rule)
+        return Audience(members, self._rows.share_ids(), self._order_of, self._rows.row_of)
+
+    # ------------------------------------------------------- what an evaluation reads
+
+    def alive(self) -> np.ndarray:
+        return self._rows.alive[: self._rows.size]
+
+    def row_versions(self) -> np.ndarray:
+        return self._rows.versions[: self._rows.size]
+
+    def field(self, name: str) -> ColumnView:
+        column = self._fields.get(name)
+        if column is None:  # a field nobody holds: read an empty column, do not keep it
+            column = ValueColumn(self._interner)
+        return column.view(self._rows.size)
+
+    def tag(self, tag_id: str) -> TagColumn | None:
+        return self._tags.get(tag_id)
+
+    def series(self, key: BehaviourKey) -> BehaviourSeries | None:
+        return self._series.get(key)
+
+    # ------------------------------------------------------------------- writing
+
+    def _write(self, latest: dict[str, CustomerFacts]) -> None:
+        rows, existed = self._rows.assign(list(latest))
+        if existed.any():
+            self._clear(rows[existed])
+        batch = Batch()
+        for row, facts in zip(rows.tolist(), latest.values(), strict=True):
+            batch.add(row, facts)
+        for name, cells in batch.fields.items():
+            self._field(name).write(np.array(cells.rows, dtype=np.int64), cells.values)
+        for tag_id, tag_cells in batch.tags.items():
+            column = self._tags.setdefault(tag_id, TagColumn(self._interner))
+            column.write(np.array(tag_cells.rows), tag_cells.values, tag_cells.expiries)
+        versions = self._rows.versions
+        for key, entries in batch.behaviour.items():
+            entry_rows = np.array(entries.rows, dtype=np.int64)
+            self._series.setdefault(key, BehaviourSeries()).append(
+                entry_rows, np.array(entries.days), np.array(entries.counts), versions[entry_rows]
+            )
+        if not existed.all():  # a new id in a row: the cached id order no longer holds
+            self._order = None
+
+    def _clear(self, rows: np.ndarray) -> None:
+        """Forget the values held in `rows` (their behaviour entries are already stale)."""
+        for column in self._fields.values():
+            column.clear(rows)
+        for tag in self._tags.values():
+            tag.clear(rows)
+        for series in self._series.values():
+            series.rows_replaced()
+
+    def _field(self, name: str) -> ValueColumn:
+        column = self._fields.get(name)
+        if column is None:
+            column = self._fields[name] = ValueColumn(self._interner)
+        return column
+
+    # -------------------------------------------------------------------- order
+
+    def _order_of(self, ids: np.ndarray, size: int) -> np.ndarray:
+        """Rows [0, size) of `ids` by ascending customer id; cached for the current rows."""
+        cached = self._order
+        if cached is not None and cached[0] is ids and cached[1] == size:
+            return cached[2]
+        # Fixed-width unicode sorts in C, by code point: Python's str order.
+        order = np.argsort(ids[:size].astype(str), kind="stable")
+        if ids is self._rows.ids and size == self._rows.size:
+            self._order = (ids, size, order)
+        return order
+
+
+class AudienceEngine:
+    """Per process: one `TenantAudience` per tenant."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, TenantAudience] = {}
+
+    def tenant(self, tenant: str) -> TenantAudience:
+        """The tenant's audience, created empty on first use."""
+        audience = self._tenants.get(tenant)
+        if audience is None:
+            audience = self._tenants[tenant] = TenantAudience()
+        return audience
+
+    def drop(self, tenant: str) -> None:
+        self._tenants.pop(tenant, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tenants)

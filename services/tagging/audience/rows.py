@@ -1,0 +1,89 @@
+"""Rows: which customer each row of a tenant's columns holds.
+
+A customer keeps their row while they stay; a removed customer's row goes on a free list and
+is given to the next new customer, so arrays do not grow with churn. Every write of a row gets
+a new `version` from one counter: behaviour entries carry the version they were written
+under, and an entry whose version is no longer its row's belongs to replaced data.
+
+`ids` is shared copy-on-write with the `Audience` results handed out: reusing a row copies the
+array first if a result may still read it, so a result keeps naming the customers it was
+computed for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.tagging.audience.columns import grown
+
+
+class RowIndex:
+    def __init__(self) -> None:
+        self._row_of: dict[str, int] = {}
+        self._free: list[int] = []
+        self.size = 0  # rows ever used: every array is read over [0, size)
+        self.ids = np.empty(0, dtype=object)
+        self.alive = np.zeros(0, dtype=bool)
+        self.versions = np.zeros(0, dtype=np.int64)
+        self._next_version = 1
+        self._ids_shared = False
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def row_of(self, customer_id: str) -> int | None:
+        return self._row_of.get(customer_id)
+
+    def assign(self, customer_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows for `customer_ids` (distinct), and which of them held the customer already."""
+        rows = np.empty(len(customer_ids), dtype=np.int64)
+        existed = np.zeros(len(customer_ids), dtype=bool)
+        for index, customer_id in enumerate(customer_ids):
+            row = self._row_of.get(customer_id)
+            existed[index] = row is not None
+            rows[index] = self._new_row(customer_id) if row is None else row
+        written = self._take_versions(len(rows))
+        self.versions[rows] = written
+        self.alive[rows] = True
+        return rows, existed
+
+    def release(self, customer_id: str) -> int | None:
+        """Free the customer's row; None if they were not held."""
+        row = self._row_of.pop(customer_id, None)
+        if row is None:
+            return None
+        self.alive[row] = False
+        self.versions[row] = self._take_versions(1)[0]
+        self._free.append(row)
+        return row
+
+    def share_ids(self) -> np.ndarray:
+        self._ids_shared = True
+        return self.ids
+
+    def _new_row(self, customer_id: str) -> int:
+        if self._free:
+            row = self._free.pop()
+            if self._ids_shared:
+                self.ids = self.ids.copy()
+                self._ids_shared = False
+        else:
+            row = self.size
+            self.size += 1
+            self._fit(self.size)
+        self.ids[row] = customer_id
+        self._row_of[customer_id] = row
+        return row
+
+    def _take_versions(self, count: int) -> np.ndarray:
+        first = self._next_version
+        self._next_version += count
+        return np.arange(first, first + count, dtype=np.int64)
+
+    def _fit(self, size: int) -> None:
+        if len(self.ids) < size:
+            # A grown ids array is a new object, so results holding the old one are unaffected.
+            self.ids = grown(self.ids, size, None)  # type: ignore[arg-type]
+            self._ids_shared = False
+        self.alive = grown(self.alive, size, False)
+        self.versions = grown(self.versions, size)
