@@ -25,6 +25,10 @@ Why columns in memory. The embedded store scans ~40,000 documents/s, so a scan-b
 a million customers takes half a minute; numpy masks over a million rows take about a
 millisecond per leaf. Upserts are row writes, so the engine stays current from events.
 
+Real time (`realtime`): per event, `upsert` the customer, then `SegmentPredicates` answers
+their memberships from their facts with the compiled predicates and `membership_change`
+gives the segments joined and left.
+
 Not thread-safe: a service uses it from its event loop. `upsert_many` is the bulk load;
 `upsert`/`remove` keep it current. An `Audience` is a snapshot: later writes do not change it.
 """
@@ -32,5 +36,18 @@ Not thread-safe: a service uses it from its event loop. `upsert_many` is the bul
 from services.tagging.audience.audience import Audience
 from services.tagging.audience.engine import AudienceEngine, TenantAudience
 from services.tagging.audience.evaluate import SegmentCycleError
+from services.tagging.audience.realtime import (
+    MembershipChange,
+    SegmentPredicates,
+    membership_change,
+)
 
-__all__ = ["Audience", "AudienceEngine", "SegmentCycleError", "TenantAudience"]
+__all__ = [
+    "Audience",
+    "AudienceEngine",
+    "MembershipChange",
+    "SegmentCycleError",
+    "SegmentPredicates",
+    "TenantAudience",
+    "membership_change",
+]
