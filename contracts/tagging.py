@@ -1,4 +1,5 @@
-"""Events the tagging service publishes, keyed by the customer they are about."""
+"""Events the tagging service publishes, keyed by the customer they are about (a build by
+its segment)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,20 @@ class SegmentMemberLeft(TaggingEvent):
     customer_id: str
     segment_id: str
     left_at: datetime
+
+
+class SegmentBuilt(TaggingEvent):
+    """Sent when a segment build finishes: its snapshot is the frozen member list a campaign
+    can target, and the live membership agrees with it as of `built_at`."""
+
+    type: ClassVar[str] = "tagging.segment_built.v1"
+    subject_field: ClassVar[str] = "segment_id"
+
+    segment_id: str
+    build_id: str
+    snapshot_id: str
+    rule_version: int
+    member_count: int
+    joined: int
+    left: int
+    built_at: datetime

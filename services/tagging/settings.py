@@ -20,3 +20,13 @@ class TaggingSettings(ServiceSettings):
     rule_sweep_batch_size: int = 100
     #: Longer than a sweep of a large tenant takes between two lease renewals (per batch).
     rule_sweep_lease_seconds: float = 120.0
+    #: The audience engine follows the facts store's changes this often (and before every
+    #: estimate or build), re-reading the last `audience_overlap_seconds` each time so a
+    #: transaction that committed late is not missed.
+    audience_poll_seconds: float = 1.0
+    audience_overlap_seconds: float = 10.0
+    #: Segments whose rule depends on time alone ("no purchase in 180 days") are rebuilt
+    #: this often; every segment is also kept current by events.
+    segment_refresh_interval_seconds: float = 3600.0
+    #: Build snapshots kept per segment (a campaign's frozen list stays for this many builds).
+    segment_snapshots_kept: int = 10

@@ -1,4 +1,5 @@
-"""Background loops of the tagging service: jobs, expiry sweep, tag sync."""
+"""Background loops of the tagging service: jobs (batch tagging, segment builds), expiry
+sweep, tag sync, tag rule sweep, the audience engine's change feed, segment refreshes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import logging
 
 from servicekit.jobs import JobRunner
 from servicekit.runtime import Runtime, Worker
-from services.tagging.service import batch
+from services.tagging.service import batch, segment_builds
+from services.tagging.service.audience import AUDIENCE_WORKER
 from services.tagging.service.expiry import sweep_expired
 from services.tagging.service.rule_sweep import run_rule_sweep
 from services.tagging.settings import TaggingSettings
@@ -33,8 +35,10 @@ async def run_expiry(runtime: Runtime) -> None:
 
 
 WORKERS: list[Worker] = [
-    JobRunner({**batch.HANDLERS}).worker(),
+    JobRunner({**batch.HANDLERS, **segment_builds.HANDLERS}).worker(),
     Worker(name="tag-expiry", run=run_expiry),
     SYNC_WORKER,
     Worker(name="tag-rule-sweep", run=run_rule_sweep),
+    AUDIENCE_WORKER,
+    segment_builds.REFRESH_WORKER,
 ]

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from contracts import Envelope, Topic
+from contracts import Envelope, Event, Topic
+from contracts.customer import CustomerRegistered, PurchaseStatsChanged
 from services.tagging.settings import TaggingSettings
 from services.tagging.store.profiles import PROFILES
 from tests.support.events import published
@@ -83,3 +84,42 @@ async def finished(api: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
         return response.json()
 
     return await eventually(poll, until=lambda job: job["state"] in FINISHED, within=120)
+
+
+async def publish(service: Service, tenant: str, *events_: Event) -> None:
+    """Send events as the customer service does: an envelope keyed by the customer."""
+    for event in events_:
+        subject = getattr(event, "customer_id", None) or event.survivor_id
+        envelope = Envelope(
+            type=event.type,
+            source="/services/customer",
+            subject=subject,
+            tenant=tenant,
+            data=event.model_dump(mode="json"),
+        )
+        await service.runtime.producer.send_and_wait(
+            str(Topic.CUSTOMER), envelope.to_bytes(), key=subject.encode()
+        )
+
+
+def registered(cid: str) -> CustomerRegistered:
+    return CustomerRegistered(
+        customer_id=cid,
+        display_name="Li",
+        source_channel="store",
+        lifecycle_stage="customer",
+        registered_at=datetime.now(UTC),
+    )
+
+
+def spent(cid: str, total: int, last: datetime | None = None) -> PurchaseStatsChanged:
+    last = last or datetime.now(UTC)
+    return PurchaseStatsChanged(
+        customer_id=cid,
+        order_count=2,
+        total_amount=total,
+        refunded_amount=0,
+        first_purchase_at=last,
+        last_purchase_at=last,
+        changed_at=datetime.now(UTC),
+    )

@@ -10,19 +10,21 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts import Envelope, Event, Topic
-from contracts.customer import (
-    BehaviourRecorded,
-    ConsentGranted,
-    CustomerRegistered,
-    PurchaseStatsChanged,
-)
+from contracts.customer import BehaviourRecorded, ConsentGranted
 from services.tagging.service.rule_sweep import INTERVAL_STATE
 from services.tagging.store.assignments import AssignmentStore
 from services.tagging.store.facts import FACTS
 from services.tagging.store.profiles import ProfileStore
 from tests.support.waiting import eventually
-from tests.tagging.support import Service, customer_id, events, tag
+from tests.tagging.support import (
+    Service,
+    customer_id,
+    events,
+    publish,
+    registered,
+    spent,
+    tag,
+)
 
 HIGH_VALUE = {"field": "total_amount", "op": "gte", "value": 500_000}
 AT_RISK = {"field": "last_purchase_at", "op": "not_within_last_days", "value": 180}
@@ -39,45 +41,6 @@ SMS = {"field": "consent.sms.marketing", "op": "is_true"}
 @pytest.fixture(autouse=True)
 def short_sweep(service: Service) -> None:
     service.runtime.state[INTERVAL_STATE] = 0.3
-
-
-async def publish(service: Service, tenant: str, *events_: Event) -> None:
-    """Send events as the customer service does: an envelope keyed by the customer."""
-    for event in events_:
-        subject = getattr(event, "customer_id", None) or event.survivor_id
-        envelope = Envelope(
-            type=event.type,
-            source="/services/customer",
-            subject=subject,
-            tenant=tenant,
-            data=event.model_dump(mode="json"),
-        )
-        await service.runtime.producer.send_and_wait(
-            str(Topic.CUSTOMER), envelope.to_bytes(), key=subject.encode()
-        )
-
-
-def registered(cid: str) -> CustomerRegistered:
-    return CustomerRegistered(
-        customer_id=cid,
-        display_name="Li",
-        source_channel="store",
-        lifecycle_stage="customer",
-        registered_at=datetime.now(UTC),
-    )
-
-
-def spent(cid: str, total: int, last: datetime | None = None) -> PurchaseStatsChanged:
-    last = last or datetime.now(UTC)
-    return PurchaseStatsChanged(
-        customer_id=cid,
-        order_count=2,
-        total_amount=total,
-        refunded_amount=0,
-        first_purchase_at=last,
-        last_purchase_at=last,
-        changed_at=datetime.now(UTC),
-    )
 
 
 async def new_rule(api: httpx.AsyncClient, tag_id: str, rule: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from servicekit.jobs import jobs_router
-from services.tagging.api import assignments, profiles, tag_rules, tags
+from services.tagging.api import assignments, profiles, segments, tag_rules, tags
 from services.tagging.sync import api as sync_api
 
 #: Every router of the service; a module adds its own on one line.
@@ -14,6 +14,7 @@ ROUTERS: list[APIRouter] = [
     sync_api.router,
     jobs_router(),
     tag_rules.router,
+    segments.router,
 ]
 
 __all__ = ["ROUTERS"]

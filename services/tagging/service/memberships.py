@@ -50,13 +50,13 @@ async def reevaluate(
     *,
     known: Mapping[str, FactsRecord | None] | None = None,
     touch: bool = True,
-) -> int:
+) -> list[Event]:
     """Re-evaluate the customers' memberships of every segment of the tenant, store what
-    changed and emit the joins and leaves; returns how many memberships changed. `known`:
+    changed and emit the joins and leaves (which it returns). `known`:
     facts the caller already holds (and has saved: then `touch` is False)."""
     segments = await SegmentStore(tx.db).all(tenant, session=tx.session)
     if not segments or not customer_ids:
-        return 0
+        return []
     ids = list(dict.fromkeys(customer_ids))
     if touch:
         await FactsStore(tx.db).touch(tenant, ids, tx.session)
@@ -80,21 +80,29 @@ async def reevaluate(
         since = {s: at for s, at in before.since.items() if s not in change.left}
         since.update({s: now for s in change.joined})
         changed.append(Membership(cid, since))
-        events.extend(_events(cid, change.joined, change.left, now))
+        events.extend(_events(cid, evaluated, change.joined, change.left, now))
     await MembershipStore(tx.db).save_many(tenant, changed, tx.session)
     if events:
         await tx.emit(*events, tenant=tenant)
-    return len(events)
+    return events
 
 
 def _events(
-    customer_id: str, joined: frozenset[str], left: frozenset[str], now: datetime
+    customer_id: str,
+    order: Sequence[str],
+    joined: frozenset[str],
+    left: frozenset[str],
+    now: datetime,
 ) -> list[Event]:
+    """Leaves, then joins, each in dependency order (a segment before those that test it)."""
     out: list[Event] = [
-        SegmentMemberLeft(customer_id=customer_id, segment_id=s, left_at=now) for s in sorted(left)
+        SegmentMemberLeft(customer_id=customer_id, segment_id=s, left_at=now)
+        for s in order
+        if s in left
     ]
     out.extend(
         SegmentMemberJoined(customer_id=customer_id, segment_id=s, joined_at=now)
-        for s in sorted(joined)
+        for s in order
+        if s in joined
     )
     return out

@@ -7,6 +7,7 @@ category value) may hold dots, which MongoDB field names must not."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -76,6 +77,17 @@ def from_document(doc: Mapping[str, Any]) -> FactsRecord:
     )
 
 
+#: A place in the change feed: (updated_at, document id of the last change read there).
+FeedPosition = tuple[datetime, str | None]
+
+
+@dataclass(frozen=True)
+class FactsChange:
+    customer_id: str
+    record: FactsRecord | None
+    position: FeedPosition
+
+
 class FactsStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._facts = db[FACTS]
@@ -120,14 +132,21 @@ class FactsStore:
         )
 
     async def changed_since(
-        self, tenant: str, since: datetime, *, limit: int
-    ) -> list[tuple[str, FactsRecord | None]]:
-        """Customers changed at or after `since`, oldest change first: (id, facts), with None
-        for one who is no longer active (merged or erased)."""
-        query = {"tenant": tenant, "updated_at": {"$gte": since}}
-        cursor = self._facts.find(query).sort("updated_at", 1).limit(limit)
+        self, tenant: str, since: FeedPosition, *, limit: int
+    ) -> list[FactsChange]:
+        """Customers changed at or after `since`, in change order (`updated_at`, then id).
+        A customer no longer active (merged, erased) comes with no facts."""
+        at, after_id = since
+        query: Document = {"tenant": tenant, "updated_at": {"$gte": at}}
+        if after_id is not None:
+            query["$or"] = [{"updated_at": {"$gt": at}}, {"_id": {"$gt": after_id}}]
+        cursor = self._facts.find(query).sort([("updated_at", 1), ("_id", 1)]).limit(limit)
         return [
-            (doc["customer_id"], from_document(doc) if doc.get("state") == "active" else None)
+            FactsChange(
+                customer_id=doc["customer_id"],
+                record=from_document(doc) if doc.get("state") == "active" else None,
+                position=(doc["updated_at"], doc["_id"]),
+            )
             for doc in await cursor.to_list()
         ]
 

@@ -99,7 +99,8 @@ class MembershipStore:
         if after is not None:
             query["customer_id"] = {"$gt": after}
         cursor = self._memberships.find(query, {"customer_id": 1, "_id": 0})
-        return [doc["customer_id"] for doc in await cursor.sort("customer_id", 1).limit(limit)]
+        docs = await cursor.sort("customer_id", 1).limit(limit).to_list()
+        return [doc["customer_id"] for doc in docs]
 
     async def count(self, tenant: str, segment_id: str) -> int:
         return await self._memberships.count_documents({"tenant": tenant, "segments": segment_id})

@@ -79,11 +79,20 @@ class SegmentStore:
         cursor = self._segments.find({"tenant": tenant}, session=session).sort("segment_id", 1)
         return [_segment(doc) for doc in await cursor.to_list()]
 
+    async def tenants(self) -> list[str]:
+        return sorted(await self._segments.distinct("tenant"))
+
     async def count(self, tenant: str) -> int:
         return await self._segments.count_documents({"tenant": tenant})
 
     async def record_build(
-        self, tenant: str, segment_id: str, build: LastBuild, *, refresh_due_at: datetime | None
+        self,
+        tenant: str,
+        segment_id: str,
+        build: LastBuild,
+        *,
+        refresh_due_at: datetime | None,
+        session: Session = None,
     ) -> None:
         """Record a finished build, unless a newer build of a newer rule got there first."""
         query = {
@@ -94,7 +103,7 @@ class SegmentStore:
             ],
         }
         update = {"$set": {"last_build": build.model_dump(), "refresh_due_at": refresh_due_at}}
-        await self._segments.update_one(query, update)
+        await self._segments.update_one(query, update, session=session)
 
     async def claim_due_refresh(self, now: datetime, *, hold_seconds: float) -> Segment | None:
         """One time-based segment whose refresh is due, claimed by pushing its due time
