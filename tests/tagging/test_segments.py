@@ -5,8 +5,10 @@ the audience engine; templates; and bad input refused without changing anything.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -309,3 +311,46 @@ async def test_bad_segments_are_refused_and_change_nothing(
     assert (await api.delete(f"/segments/{b}")).status_code == 204
     assert (await api.delete(f"/segments/{a}")).status_code == 204
     assert (await api.get("/segments")).json()["items"] == []
+
+
+async def test_builds_racing_live_events_end_in_the_right_membership(
+    service: Service, api: httpx.AsyncClient, tenant: str
+) -> None:
+    """Forty customers cross the threshold back and forth while three builds run: the stored
+    membership ends equal to the rule over the final facts, and each customer's joins and
+    leaves alternate (nothing announced twice, nothing lost)."""
+    ids = await customers(service, tenant, *[100] * 40)
+    sid = (await new_segment(api, BIG_SPENDER))["segment_id"]
+    rounds = 3
+    final = {cid: 50_000 if (i + rounds - 1) % 2 == 0 else 10 for i, cid in enumerate(ids)}
+
+    async def flip(i: int, cid: str) -> None:
+        for r in range(rounds):
+            await publish(service, tenant, spent(cid, 50_000 if (i + r) % 2 == 0 else 10))
+
+    async def build() -> str:
+        response = await api.post(f"/segments/{sid}/builds")
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    results = await asyncio.gather(
+        *(flip(i, c) for i, c in enumerate(ids)), *(build() for _ in range(3))
+    )
+    for job_id in results[len(ids) :]:
+        assert (await finished(api, str(job_id)))["state"] == "succeeded"
+    expected = {cid for cid, total in final.items() if total >= 30_000}
+    await members_become(api, sid, expected)
+
+    async def announced() -> dict[str, list[str]]:
+        per_customer: dict[str, list[str]] = {}
+        for e in await events(service, tenant):
+            if e.type in (JOINED, LEFT):
+                per_customer.setdefault(e.data["customer_id"], []).append(e.type)
+        return per_customer
+
+    def settled(found: dict[str, list[str]]) -> bool:
+        return all((found.get(c, [LEFT])[-1] == JOINED) == (c in expected) for c in ids)
+
+    for cid, history in (await eventually(announced, until=settled, within=30)).items():
+        assert history[0] == JOINED, (cid, history)
+        assert all(a != b for a, b in itertools.pairwise(history)), (cid, history)
