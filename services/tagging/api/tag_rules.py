@@ -15,6 +15,7 @@ from servicekit.runtime import RuntimeDep
 from services.tagging.domain.rules.ast import rule_to_json
 from services.tagging.domain.rules.describe import describe
 from services.tagging.domain.tag_rules import Preview, RuleState, TagRule
+from services.tagging.service.segment_audience import SegmentAudience
 from services.tagging.service.tag_rules import TagRuleDraft, TagRuleService
 
 router = APIRouter(tags=["tag rules"])
@@ -147,6 +148,11 @@ async def resume_tag_rule(
 
 
 @router.post("/tag-rules/{rule_id}/preview")
-async def preview_tag_rule(rule_id: RuleId, tenant: TenantDep, rules: TagRulesDep) -> Preview:
-    """How many of the tenant's customers the rule holds for now, and up to 20 of them."""
-    return await rules.preview(tenant, rule_id)
+async def preview_tag_rule(
+    rule_id: RuleId, tenant: TenantDep, rules: TagRulesDep, runtime: RuntimeDep
+) -> Preview:
+    """How many of the tenant's customers the rule holds for now, and up to 20 of them,
+    answered by the in-memory audience engine."""
+    rule = await rules.get(tenant, rule_id)
+    found = await SegmentAudience(runtime).estimate(tenant, rule.rule)
+    return Preview(matching=found.count, scanned=found.customers, sample=found.sample)

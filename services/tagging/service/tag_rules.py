@@ -1,5 +1,6 @@
 """Use cases of tag rules: write (validated against the tenant's catalogue, tags and other
-tag rules), pause and resume, and preview over the facts read model."""
+tag rules), and pause and resume. Previews are answered by the audience engine
+(`segment_audience`)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ from pydantic import BaseModel, ConfigDict
 from servicekit.clock import utcnow
 from servicekit.errors import Conflict
 from servicekit.unit_of_work import UnitOfWork
-from services.tagging.domain.rules.ast import Node, TagCondition, leaves, rule_to_json
+from services.tagging.domain.rules.ast import Node, rule_to_json
 from services.tagging.domain.rules.catalogue import build_catalogue
-from services.tagging.domain.rules.compile import compile_rule
 from services.tagging.domain.rules.validate import RuleContext, read_rule, validate_rule
 from services.tagging.domain.tag_rules import (
-    Preview,
     RuleState,
     TagRule,
     TagRuleNotFound,
@@ -25,14 +24,10 @@ from services.tagging.domain.tag_rules import (
     custom_fields_for,
     is_time_based,
 )
-from services.tagging.domain.tags import check_assignable, check_value, tag_facts
-from services.tagging.store.assignments import AssignmentStore
+from services.tagging.domain.tags import check_assignable, check_value
 from services.tagging.store.facts import FactsStore
 from services.tagging.store.tag_rules import TagRuleStore
 from services.tagging.store.tags import TagStore
-
-PREVIEW_SAMPLE = 20
-PREVIEW_BATCH = 500
 
 
 class TagRuleDraft(BaseModel):
@@ -131,28 +126,6 @@ class TagRuleService:
             # One rule per tag is enough to find a cycle through that tag.
             tag_rules={r.tag_id: r.rule for r in others},
         )
-
-    async def preview(self, tenant: str, rule_id: str) -> Preview:
-        """Scan the tenant's facts; the audience engine will answer this from its indexes."""
-        rule = await self.get(tenant, rule_id)
-        holds = compile_rule(rule.rule)
-        reads_tags = any(isinstance(leaf, TagCondition) for _, leaf in leaves(rule.rule))
-        now, after, matching, scanned, sample = utcnow(), None, 0, 0, []
-        assignments = AssignmentStore(self.uow.db)
-        while batch := await self.facts.page(tenant, after=after, limit=PREVIEW_BATCH):
-            for record in batch:
-                tags = (
-                    tag_facts(await assignments.of_customer(tenant, record.customer_id), now)
-                    if reads_tags
-                    else {}
-                )
-                if holds(record.facts(tags), now, {}):
-                    matching += 1
-                    if len(sample) < PREVIEW_SAMPLE:
-                        sample.append(record.customer_id)
-            scanned += len(batch)
-            after = batch[-1].customer_id
-        return Preview(matching=matching, scanned=scanned, sample=sample)
 
 
 def _draft_of(rule: TagRule) -> TagRuleDraft:
