@@ -67,7 +67,29 @@ def load_demo(client: httpx.Client) -> int:
             post("/orders/paid", _order(customer_id, i), key=f"demo-order-{i:04d}")
     events = [_view(customer_id, n) for customer_id in ids for n in range(3)]
     post("/behaviour/batch", {"events": events}, key="demo-behaviour")
+    _demo_segments(client, headers)
     return len(DEMO_CUSTOMERS)
+
+
+DEMO_SEGMENTS = [
+    {
+        "name": "Spent at least ¥300",
+        "rule": {"field": "total_amount", "op": "gte", "value": 30_000},
+    },
+    {"name": "Reachable by marketing SMS", "template_id": "builtin.sms_reachable"},
+    {
+        "name": "Repeat buyers",
+        "template_id": "builtin.repeat_buyers",
+        "parameters": {"min_orders": 2},
+    },
+]
+
+
+def _demo_segments(client: httpx.Client, headers: dict[str, str]) -> None:
+    """Segments the console shows at once; each is built as soon as it is created."""
+    for i, segment in enumerate(DEMO_SEGMENTS):
+        keyed = {**headers, "Idempotency-Key": f"demo-segment-{i}"}
+        client.post("/api/v1/tagging/segments", json=segment, headers=keyed).raise_for_status()
 
 
 PREFERRED_STORE = {
