@@ -205,3 +205,48 @@ async def test_tagging_follows_stages_merges_and_erasure(system: System) -> None
     assert stages == {"customer": 1}
     gone = await system.gateway.get(f"/api/v1/tagging/customers/{leaving}/profile", headers=tenant)
     assert gone.status_code == 404
+
+
+async def test_a_segment_built_and_kept_current_through_the_gateway(system: System) -> None:
+    """Orders reported to the customer service reach a segment of tagging: its build finds the
+    first buyer, and a later buyer joins it live."""
+    tenant = {"X-Tenant-Id": "e2e-segments"}
+    customer_api, tagging_api = "/api/v1/customer", "/api/v1/tagging"
+
+    async def buyer(n: int) -> str:
+        body = {"display_name": f"Buyer {n}", "source_channel": "app", "mobile": f"1390000{n:04d}"}
+        created = await system.gateway.post(f"{customer_api}/customers", json=body, headers=tenant)
+        assert created.status_code == 201, created.text
+        order = {
+            "order_id": f"e2e-seg-{n}",
+            "customer_id": created.json()["id"],
+            "amount": 50_000,
+            "lines": [{"line_id": "1", "sku": "BAG", "quantity": 1, "amount": 50_000}],
+            "paid_at": "2026-11-20T10:00:00Z",
+        }
+        paid = await system.gateway.post(f"{customer_api}/orders/paid", json=order, headers=tenant)
+        assert paid.status_code == 201, paid.text
+        return str(created.json()["id"])
+
+    async def members(segment_id: str) -> set[str]:
+        page = await system.gateway.get(
+            f"{tagging_api}/segments/{segment_id}/members", headers=tenant
+        )
+        return {m["customer_id"] for m in page.json()["items"]}
+
+    first = await buyer(1)
+    rule = {"field": "total_amount", "op": "gte", "value": 50_000}
+    await eventually(
+        lambda: system.gateway.post(
+            f"{tagging_api}/segments/estimate", json={"rule": rule}, headers=tenant
+        ),
+        until=lambda r: r.status_code == 200 and r.json()["count"] == 1,
+    )
+    created = await system.gateway.post(
+        f"{tagging_api}/segments", json={"name": "big bags", "rule": rule}, headers=tenant
+    )
+    assert created.status_code == 201, created.text
+    segment_id = created.json()["segment_id"]
+    await eventually(lambda: members(segment_id), until=lambda m: m == {first})
+    second = await buyer(2)
+    await eventually(lambda: members(segment_id), until=lambda m: m == {first, second})
