@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
@@ -66,3 +67,11 @@ def next_cursor(items: list[dict[str, Any]], limit: int, *keys: str) -> str | No
         return None
     last = items[limit - 1]
     return encode_cursor({k: last[k] for k in keys})
+
+
+def page_of(found: Sequence[T], limit: int, position: Callable[[T], dict[str, Any]]) -> Page[T]:
+    """A page of the first `limit` of `limit + 1` fetched items, with the cursor after the
+    last shown (`position` names its sort key) when there is more."""
+    items = list(found[:limit])
+    more = len(found) > limit and items
+    return Page(items=items, next_cursor=encode_cursor(position(items[-1])) if more else None)

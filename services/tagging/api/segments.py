@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from servicekit.context import ActorDep, TenantDep
 from servicekit.errors import NotFound
 from servicekit.jobs import Job
-from servicekit.pagination import Page, PageRequestDep, encode_cursor
+from servicekit.pagination import Page, PageRequestDep, page_of
 from servicekit.runtime import Runtime, RuntimeDep
 from services.tagging.domain.rules.ast import rule_to_json
 from services.tagging.domain.rules.describe import describe
@@ -149,12 +149,8 @@ async def list_segments(
 ) -> Page[SegmentView]:
     after = page.after_value("segment_id") if page.after else None
     found = await segments.page(tenant, after=after, limit=page.limit + 1)
-    cursor = (
-        encode_cursor({"segment_id": found[page.limit - 1].segment_id})
-        if len(found) > page.limit
-        else None
-    )
-    return Page(items=[SegmentView.of(s) for s in found[: page.limit]], next_cursor=cursor)
+    views = [SegmentView.of(s) for s in found]
+    return page_of(views, page.limit, lambda s: {"segment_id": s.segment_id})
 
 
 @router.post("/segments/estimate")
@@ -250,7 +246,7 @@ async def segment_members(
         tenant, segment_id, after=after, limit=page.limit + 1
     )
     items = [MemberView(customer_id=m.customer_id, joined_at=m.joined_at) for m in found]
-    return _page(items[: page.limit], more=len(found) > page.limit)
+    return page_of(items, page.limit, lambda m: {"customer_id": m.customer_id})
 
 
 @router.get("/segments/{segment_id}/members.csv")
@@ -289,7 +285,7 @@ async def snapshot_members(
     await _snapshot(runtime, tenant, segment_id, snapshot_id)
     after = page.after_value("customer_id") if page.after else None
     found = await SnapshotStore(runtime.db).members(snapshot_id, after=after, limit=page.limit + 1)
-    return _page(found[: page.limit], more=len(found) > page.limit)
+    return page_of(found, page.limit, lambda c: {"customer_id": c})
 
 
 @router.get("/segments/{segment_id}/snapshots/{snapshot_id}/members.csv")
@@ -325,14 +321,6 @@ async def delete_template(
 ) -> Response:
     await segments.delete_template(tenant, template_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _page(items: list[Any], *, more: bool) -> Page[Any]:
-    if not more or not items:
-        return Page(items=items)
-    last = items[-1]
-    customer_id = last if isinstance(last, str) else last.customer_id
-    return Page(items=items, next_cursor=encode_cursor({"customer_id": customer_id}))
 
 
 async def _snapshot(runtime: Runtime, tenant: str, segment_id: str, snapshot_id: str) -> None:

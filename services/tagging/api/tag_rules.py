@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from servicekit.context import ActorDep, TenantDep
-from servicekit.pagination import Page, PageRequestDep, encode_cursor
+from servicekit.pagination import Page, PageRequestDep, page_of
 from servicekit.runtime import RuntimeDep
 from services.tagging.domain.rules.ast import rule_to_json
 from services.tagging.domain.rules.describe import describe
@@ -101,12 +101,8 @@ async def list_tag_rules(
 ) -> Page[TagRuleView]:
     after = page.after_value("rule_id") if page.after else None
     found = await rules.page(tenant, after=after, limit=page.limit + 1)
-    cursor = (
-        encode_cursor({"rule_id": found[page.limit - 1].rule_id})
-        if len(found) > page.limit
-        else None
-    )
-    return Page(items=[TagRuleView.of(r) for r in found[: page.limit]], next_cursor=cursor)
+    views = [TagRuleView.of(r) for r in found]
+    return page_of(views, page.limit, lambda r: {"rule_id": r.rule_id})
 
 
 @router.get("/tag-rules/{rule_id}")
