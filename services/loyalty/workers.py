@@ -1,5 +1,6 @@
 """Background loops of the loyalty service: the maturing sweep (release held points, expire
-lots, remind ahead of expiry) and the tier sweep (warnings, evaluations)."""
+lots, remind ahead of expiry), the tier sweep (warnings, evaluations) and the recovery of
+points-for-coupon exchanges the coupon service has not answered yet."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from servicekit.runtime import Runtime, Worker
+from services.loyalty.service.exchanges import ExchangeService
 from services.loyalty.service.points import PointsService
 from services.loyalty.service.tiers import TierService
 from services.loyalty.settings import LoyaltySettings
@@ -46,4 +48,22 @@ def _tiers_round(runtime: Runtime) -> Callable[[], Awaitable[int]]:
     return lambda: service.evaluate_due(limit=BATCH)
 
 
-WORKERS: list[Worker] = [sweep("points-maturing", _points_round), sweep("tier-sweep", _tiers_round)]
+def _exchanges_round(runtime: Runtime) -> Callable[[], Awaitable[int]]:
+    service = ExchangeService(runtime.uow, runtime.state["coupons"])
+    return lambda: service.resume_unsettled(limit=BATCH)
+
+
+async def _close_coupon_client(runtime: Runtime) -> None:
+    """Owns the coupon client's lifetime: closes it when the service stops."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runtime.state["coupons"].close()
+
+
+WORKERS: list[Worker] = [
+    sweep("points-maturing", _points_round),
+    sweep("tier-sweep", _tiers_round),
+    sweep("coupon-exchange-recovery", _exchanges_round),
+    Worker(name="coupon-client", run=_close_coupon_client),
+]

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from services.loyalty.api import benefits, points, stored_value, tiers
+from services.loyalty.api import benefits, exchanges, points, stored_value, tiers
 
 router = APIRouter()
-for part in (points, tiers, benefits, stored_value):
+for part in (points, exchanges, tiers, benefits, stored_value):
     router.include_router(part.router)
 
 __all__ = ["router"]
