@@ -2,14 +2,15 @@
 category multipliers and the first-order bonus), a partial refund takes back exactly the
 refunded lines' points, a refund after the points were spent leaves debt that the next
 order pays off, held points are released when the return window closes, a voided order
-gives everything back, and a redelivered event changes nothing."""
+gives everything back, a redelivered event changes nothing, and the birthday bonus
+comes once a year."""
 
 from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from contracts.customer import OrderCancelled
+from contracts.customer import CustomerProfileChanged, OrderCancelled
 from services.loyalty.service.points import PointsService
 from tests.loyalty.support import (
     Service,
@@ -123,3 +124,22 @@ async def test_a_voided_order_gives_back_all_it_earned_and_a_redelivery_changes_
     await balance_is(api, cid, 10)
     kinds = [e["kind"] for e in await entries(api, cid)]
     assert kinds == ["earned", "reversed", "reversed", "earned"]  # newest first
+
+
+async def test_the_birthday_bonus_comes_once_a_year_in_the_birthday_month(
+    api, producer: AIOKafkaProducer, tenant: str
+) -> None:
+    await set_rule(api, birthday_bonus=88, timezone="UTC")
+    cid = customer()
+    now = ago()
+    profile = CustomerProfileChanged(
+        customer_id=cid,
+        changed_fields=["birthday"],
+        changed_by="member",
+        changed_at=now,
+        attributes={"birthday_month": now.month},
+    )
+    await publish(producer, tenant, profile, paid(cid, "SO-1", ("L1", 1_000), paid_at=now))
+    await balance_is(api, cid, 10 + 88)
+    await publish(producer, tenant, paid(cid, "SO-2", ("L1", 1_000), paid_at=now))
+    await balance_is(api, cid, 10 + 88 + 10)
