@@ -117,12 +117,27 @@ def encode_many(
     if not values:
         return np.empty(0, dtype=np.int8), np.empty(0, dtype=np.int64), {}
     kinds = {type(value) for value in values}
+    if type(None) in kinds and len(kinds) > 1:
+        return _encode_present(values, interner)
     fast = _FAST_PATHS.get(frozenset(kinds))
     if fast is not None:
         encoded = fast(values, interner)
         if encoded is not None:
             return encoded
     return _encode_each(values, interner)
+
+
+def _encode_present(
+    values: Sequence[object], interner: Interner
+) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """Missing (None) where the value is None; the others encoded together."""
+    where = [index for index, value in enumerate(values) if value is not None]
+    kinds = np.zeros(len(values), dtype=np.int8)
+    payloads = np.zeros(len(values), dtype=np.int64)
+    some_kinds, some_payloads, some_exact = encode_many([values[i] for i in where], interner)
+    kinds[where] = some_kinds
+    payloads[where] = some_payloads
+    return kinds, payloads, {where[index]: value for index, value in some_exact.items()}
 
 
 def _encode_each(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from itertools import islice
+from itertools import chain, islice
 
 import numpy as np
 
@@ -20,6 +20,10 @@ from services.tagging.domain.rules.facts import BehaviourKey, CustomerFacts
 
 #: Customers gathered per bulk write: bounds the Python lists a load builds at once.
 LOAD_CHUNK = 50_000
+
+
+def _rows_of(cells: Sequence[tuple[object, ...]]) -> np.ndarray:
+    return np.fromiter((cell[0] for cell in cells), np.int64, len(cells))  # type: ignore[misc]
 
 
 class TenantAudience:
@@ -90,18 +94,24 @@ class TenantAudience:
         for row, facts in zip(rows.tolist(), latest.values(), strict=True):
             batch.add(row, facts)
         for name, cells in batch.fields.items():
-            self._field(name).write(np.array(cells.rows, dtype=np.int64), cells.values)
+            self._field(name).write(_rows_of(cells), [cell[1] for cell in cells])
+        for name, (stat_rows, values) in batch.stat_cells().items():
+            self._field(name).write(np.array(stat_rows, dtype=np.int64), values)
         for tag_id, tag_cells in batch.tags.items():
             column = self._tags.setdefault(tag_id, TagColumn(self._interner))
-            column.write(np.array(tag_cells.rows), tag_cells.values, tag_cells.expiries)
-        versions = self._rows.versions
+            values, expiries = [c[1] for c in tag_cells], [c[2] for c in tag_cells]
+            column.write(_rows_of(tag_cells), values, expiries)
         for key, entries in batch.behaviour.items():
-            entry_rows = np.array(entries.rows, dtype=np.int64)
-            self._series.setdefault(key, BehaviourSeries()).append(
-                entry_rows, np.array(entries.days), np.array(entries.counts), versions[entry_rows]
-            )
+            flat = np.fromiter(chain.from_iterable(entries), np.int64, 3 * len(entries))
+            self._append_behaviour(key, flat.reshape(-1, 3))
         if not existed.all():  # a new id in a row: the cached id order no longer holds
             self._order = None
+
+    def _append_behaviour(self, key: BehaviourKey, entries: np.ndarray) -> None:
+        """`entries`: one (row, day ordinal, count) per line."""
+        rows = entries[:, 0]
+        series = self._series.setdefault(key, BehaviourSeries())
+        series.append(rows, entries[:, 1], entries[:, 2], self._rows.versions[rows])
 
     def _clear(self, rows: np.ndarray) -> None:
         """Forget the values held in `rows` (their behaviour entries are already stale)."""

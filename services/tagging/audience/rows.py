@@ -36,14 +36,12 @@ class RowIndex:
 
     def assign(self, customer_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Rows for `customer_ids` (distinct), and which of them held the customer already."""
-        rows = np.empty(len(customer_ids), dtype=np.int64)
-        existed = np.zeros(len(customer_ids), dtype=bool)
-        for index, customer_id in enumerate(customer_ids):
-            row = self._row_of.get(customer_id)
-            existed[index] = row is not None
-            rows[index] = self._new_row(customer_id) if row is None else row
-        written = self._take_versions(len(rows))
-        self.versions[rows] = written
+        held = [self._row_of.get(customer_id, -1) for customer_id in customer_ids]
+        rows = np.array(held, dtype=np.int64)
+        existed = rows >= 0
+        newcomers = [c for c, row in zip(customer_ids, held, strict=True) if row < 0]
+        rows[~existed] = self._new_rows(newcomers)
+        self.versions[rows] = self._take_versions(len(rows))
         self.alive[rows] = True
         return rows, existed
 
@@ -61,19 +59,19 @@ class RowIndex:
         self._ids_shared = True
         return self.ids
 
-    def _new_row(self, customer_id: str) -> int:
-        if self._free:
-            row = self._free.pop()
-            if self._ids_shared:
-                self.ids = self.ids.copy()
-                self._ids_shared = False
-        else:
-            row = self.size
-            self.size += 1
-            self._fit(self.size)
-        self.ids[row] = customer_id
-        self._row_of[customer_id] = row
-        return row
+    def _new_rows(self, customer_ids: list[str]) -> list[int]:
+        """Free rows first, then rows past the end, for customers not held yet."""
+        reused = min(len(customer_ids), len(self._free))
+        rows = [self._free.pop() for _ in range(reused)]
+        if reused and self._ids_shared:
+            self.ids = self.ids.copy()
+            self._ids_shared = False
+        rows += range(self.size, self.size + len(customer_ids) - reused)
+        self.size += len(customer_ids) - reused
+        self._fit(self.size)
+        self.ids[rows] = customer_ids
+        self._row_of.update(zip(customer_ids, rows, strict=True))
+        return rows
 
     def _take_versions(self, count: int) -> np.ndarray:
         first = self._next_version

@@ -411,3 +411,15 @@ def test_naive_and_zoned_nows_mean_the_same_instant() -> None:
     naive = NOW.replace(tzinfo=None)
     assert members(audience, attr("registered_at", "within_last_days", 1), naive) == ["c"]
     assert NOW.tzinfo is UTC
+
+
+def test_big_tag_values_beside_valueless_assignments_compare_exactly() -> None:
+    people = [
+        person("big", tags={"score": TagAssignment(value=BIG + 1)}),
+        person("flag", tags={"score": TagAssignment()}),
+        person("edge", tags={"score": TagAssignment(value=BIG)}),
+    ]
+    assert_selects(people, tag("score", "gt", BIG), ["big"])
+    assert_selects(people, tag("score", "eq", BIG + 1), ["big"])
+    assert_selects(people, tag("score", "ne", BIG + 1), ["edge"])
+    assert_selects(people, tag("score", "lte", BIG), ["edge"])
