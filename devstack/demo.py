@@ -49,6 +49,7 @@ def load_demo(client: httpx.Client) -> int:
         return 0
     post = _poster(client, headers)
     post("/custom-fields", PREFERRED_STORE, key="demo-field-preferred-store")
+    _demo_loyalty(client, headers)
     ids = []
     for i, (name, channel) in enumerate(DEMO_CUSTOMERS):
         profile = {
@@ -90,6 +91,23 @@ def _demo_segments(client: httpx.Client, headers: dict[str, str]) -> None:
     for i, segment in enumerate(DEMO_SEGMENTS):
         keyed = {**headers, "Idempotency-Key": f"demo-segment-{i}"}
         client.post("/api/v1/tagging/segments", json=segment, headers=keyed).raise_for_status()
+
+
+DEMO_TIERS = {
+    "tiers": [
+        {"tier_id": "silver", "name": "Silver", "threshold": 0},
+        {"tier_id": "gold", "name": "Gold", "threshold": 500, "points_multiplier": 150},
+        {"tier_id": "black", "name": "Black", "threshold": 2_000, "points_multiplier": 200},
+    ],
+    "growth_basis": "spend",
+}
+DEMO_EARNING_RULE = {"points_per_unit": 1, "first_order_bonus": 100, "birthday_bonus": 200}
+
+
+def _demo_loyalty(client: httpx.Client, headers: dict[str, str]) -> None:
+    """A tier scheme and an earning rule, set before the demo orders so they earn points."""
+    for path, body in (("tier-scheme", DEMO_TIERS), ("earning-rule", DEMO_EARNING_RULE)):
+        client.put(f"/api/v1/loyalty/{path}", json=body, headers=headers).raise_for_status()
 
 
 PREFERRED_STORE = {
