@@ -7,6 +7,8 @@ comes once a year."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -143,3 +145,24 @@ async def test_the_birthday_bonus_comes_once_a_year_in_the_birthday_month(
     await balance_is(api, cid, 10 + 88)
     await publish(producer, tenant, paid(cid, "SO-2", ("L1", 1_000), paid_at=now))
     await balance_is(api, cid, 10 + 88 + 10)
+
+
+async def test_orders_earning_while_redemptions_run_lose_no_update(
+    api, producer: AIOKafkaProducer, tenant: str
+) -> None:
+    """The consumer and 15 HTTP redemptions change one account at once: every change lands
+    (versioned saves run a lost race again), and the balance is the sum of the ledger."""
+    cid = customer()
+    await publish(producer, tenant, paid(cid, "SO-0", ("L1", 10_000)))
+    await balance_is(api, cid, 100)
+    orders = [paid(cid, f"SO-{i}", ("L1", 1_000)) for i in range(1, 11)]
+    redeem = f"/customers/{cid}/points/redemptions"
+    answers, _ = await asyncio.gather(
+        asyncio.gather(*(post(api, redeem, {"points": 5, "reward": "pen"}) for _ in range(15))),
+        publish(producer, tenant, *orders),
+    )
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
+    account = await balance_is(api, cid, 100 + 10 * 10 - 15 * 5)
+    ledger = await entries(api, cid)
+    assert sum(e["points"] for e in ledger) == account["balance"]
+    assert [e["kind"] for e in ledger].count("earned") == 11
