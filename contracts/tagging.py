@@ -61,8 +61,7 @@ class SegmentMemberLeft(TaggingEvent):
 
 
 class SegmentBuilt(TaggingEvent):
-    """Sent when a segment build finishes: its snapshot is the frozen member list a campaign
-    can target, and the live membership agrees with it as of `built_at`."""
+    """Sent when a segment build finishes, naming the snapshot a campaign can target."""
 
     type: ClassVar[str] = "tagging.segment_built.v1"
     subject_field: ClassVar[str] = "segment_id"

@@ -47,8 +47,8 @@ class Unauthenticated(DomainError):
     status = 401
     title = "Authentication required"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, code="unauthenticated")
+    def __init__(self, detail: str, *, code: str = "unauthenticated") -> None:
+        super().__init__(detail, code=code)
 
 
 class InsecureAuthenticator(RuntimeError):

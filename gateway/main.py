@@ -10,11 +10,15 @@ from fastapi import FastAPI
 from gateway import health, openapi, proxy
 from gateway.auth import Authenticator, default_authenticator
 from gateway.openapi import ServiceDocuments
+from gateway.partners import api as partners_api
+from gateway.partners.authenticator import PartnerSignatureAuthenticator
+from gateway.partners.registry import PartnerRegistry, SecretBox
 from gateway.settings import GatewaySettings
 from gateway.upstream import make_upstream_client
 from servicekit.app import RequestContextMiddleware
 from servicekit.errors import install_problem_handlers
 from servicekit.logs import configure_logging
+from servicekit.mongo import make_mongo_client
 from servicekit.telemetry import configure_tracing, instrument_app
 
 SERVICE_NAME = "gateway"
@@ -24,9 +28,20 @@ def create_app(
     settings: GatewaySettings | None = None, *, authenticator: Authenticator | None = None
 ) -> FastAPI:
     """The gateway. Without an `authenticator` it uses `auth.default_authenticator`, which
-    refuses to build in production."""
+    refuses to build in production. Partners' signed requests are checked in front of it."""
     settings = settings or GatewaySettings()
-    authenticator = authenticator or default_authenticator(settings)
+    mongo = make_mongo_client(settings.mongodb_uri, app_name=SERVICE_NAME)  # connects lazily
+    partners = PartnerRegistry(
+        mongo[settings.mongodb_database],
+        SecretBox(settings.partner_sealing_key),
+        nonce_ttl=int(settings.partner_signature_window_seconds * 2),
+    )
+    authenticator = PartnerSignatureAuthenticator(
+        partners,
+        others=authenticator or default_authenticator(settings),
+        window_seconds=settings.partner_signature_window_seconds,
+        path_prefixes=settings.partner_path_prefixes,
+    )
     configure_logging(SERVICE_NAME, settings.log_level)
     configure_tracing(SERVICE_NAME, settings.otel_exporter_otlp_endpoint)
 
@@ -35,6 +50,7 @@ def create_app(
         async with make_upstream_client(settings) as client:
             app.state.upstream_client = client
             yield
+        await mongo.close()
 
     app = FastAPI(
         title="Retail customer platform API",
@@ -48,10 +64,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.authenticator = authenticator
+    app.state.partners = partners
     app.state.service_documents = ServiceDocuments(ttl=settings.openapi_cache_seconds)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(openapi.router)
+    app.include_router(partners_api.router)
     app.include_router(proxy.router)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)

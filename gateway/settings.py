@@ -6,11 +6,12 @@ Its own fields read `GATEWAY_...` variables (`GATEWAY_CUSTOMER_URL`); the shared
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from servicekit.settings import InfraSettings, service_config
 
 DOMAINS = ("customer", "tagging", "loyalty", "coupon", "reach")
+DEV_SEALING_KEY = "dev-partner-sealing-key-change-me"
 
 
 class GatewaySettings(InfraSettings):
@@ -35,6 +36,21 @@ class GatewaySettings(InfraSettings):
     probe_timeout: float = Field(2.0, gt=0)
     #: How long a service's OpenAPI document is reused before it is fetched again.
     openapi_cache_seconds: float = Field(30.0, ge=0)
+
+    #: The gateway's own database: partners and the nonces they have used.
+    mongodb_database: str = "gateway"
+    #: Seals partners' secrets at rest; set a long random value in production.
+    partner_sealing_key: str = DEV_SEALING_KEY
+    #: How far a partner request's timestamp may be from the gateway's clock.
+    partner_signature_window_seconds: float = Field(300.0, gt=0, le=3600)
+    #: The only paths a partner's key opens.
+    partner_path_prefixes: tuple[str, ...] = ("/api/v1/coupon/partner/",)
+
+    @model_validator(mode="after")
+    def _no_development_key_in_production(self) -> GatewaySettings:
+        if self.environment == "production" and self.partner_sealing_key == DEV_SEALING_KEY:
+            raise ValueError("set GATEWAY_PARTNER_SEALING_KEY in production")
+        return self
 
     @field_validator("customer_url", "tagging_url", "loyalty_url", "coupon_url", "reach_url")
     @classmethod

@@ -50,6 +50,16 @@ class Conflict(DomainError):
         super().__init__(detail, code=code, **extra)
 
 
+class Forbidden(DomainError):
+    """The caller is known but may not do this."""
+
+    status = 403
+    title = "Forbidden"
+
+    def __init__(self, detail: str, *, code: str = "forbidden", **extra: Any) -> None:
+        super().__init__(detail, code=code, **extra)
+
+
 class InvalidInput(DomainError):
     """Input that passed the schema but is still wrong (e.g. an unknown custom field)."""
 

@@ -8,10 +8,12 @@ from gateway.auth import InsecureAuthenticator, Principal, PrincipalKind
 from gateway.main import create_app
 from tests.gateway.harness import gateway_settings, running_gateway
 
+SEALING_KEY = "a-production-sealing-key-0123456789"
+
 
 def test_the_development_authenticator_refuses_to_start_in_production() -> None:
     with pytest.raises(InsecureAuthenticator, match="production needs a real authenticator"):
-        create_app(gateway_settings(environment="production"))
+        create_app(gateway_settings(environment="production", partner_sealing_key=SEALING_KEY))
 
 
 async def test_production_starts_with_a_real_authenticator() -> None:
@@ -19,7 +21,8 @@ async def test_production_starts_with_a_real_authenticator() -> None:
         async def authenticate(self, request: object) -> Principal:
             return Principal(tenant="brand-a", subject="mem_1", kind=PrincipalKind.MEMBER)
 
-    async with running_gateway(Real(), environment="production") as gateway:
+    production = {"environment": "production", "partner_sealing_key": SEALING_KEY}
+    async with running_gateway(Real(), **production) as gateway:
         assert (await gateway.get("/livez")).status_code == 200
 
 
@@ -55,3 +58,8 @@ async def test_health_and_documents_need_no_principal() -> None:
         for path in ("/livez", "/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs"):
             response = await gateway.get(path)
             assert response.status_code != 401, path
+
+
+def test_production_refuses_the_development_sealing_key() -> None:
+    with pytest.raises(ValueError, match="GATEWAY_PARTNER_SEALING_KEY"):
+        gateway_settings(environment="production")

@@ -13,7 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from servicekit.context import Actor
-from servicekit.errors import Conflict, DomainError
+from servicekit.errors import Conflict, Forbidden
 from services.customer.domain.change_log import FieldChange
 from services.customer.domain.customer import Address, Customer, Status
 
@@ -33,14 +33,6 @@ ERASED_FIELDS = (
     "custom_fields",
     "identities",
 )
-
-
-class Forbidden(DomainError):
-    status = 403
-    title = "Forbidden"
-
-    def __init__(self, detail: str, *, code: str = "forbidden") -> None:
-        super().__init__(detail, code=code)
 
 
 class ErasureReceipt(BaseModel):
