@@ -198,6 +198,17 @@ class BenefitCardRenewed(LoyaltyEvent):
     renewed_at: datetime
 
 
+class BenefitCardExpired(LoyaltyEvent):
+    """Sent when a benefit card's period ends unrenewed; its benefits can no longer be used."""
+
+    type: ClassVar[str] = "loyalty.benefit_card_expired.v1"
+
+    customer_id: str
+    card_id: str
+    holding_id: str
+    expired_at: datetime
+
+
 class StoredValueChanged(LoyaltyEvent):
     """Sent for every stored-value movement (top-up, spend, refund, freeze...), with balances."""
 

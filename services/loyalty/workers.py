@@ -1,6 +1,6 @@
 """Background loops of the loyalty service: the maturing sweep (release held points, expire
-lots, remind ahead of expiry), the tier sweep (warnings, evaluations) and the recovery of
-points-for-coupon exchanges the coupon service has not answered yet."""
+lots, remind ahead of expiry), the tier sweep (warnings, evaluations), benefit-card expiry,
+and the recovery of points-for-coupon exchanges the coupon service has not answered yet."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from servicekit.runtime import Runtime, Worker
+from services.loyalty.service.benefits import BenefitService
 from services.loyalty.service.exchanges import ExchangeService
 from services.loyalty.service.points import PointsService
 from services.loyalty.service.tiers import TierService
@@ -48,6 +49,11 @@ def _tiers_round(runtime: Runtime) -> Callable[[], Awaitable[int]]:
     return lambda: service.evaluate_due(limit=BATCH)
 
 
+def _cards_round(runtime: Runtime) -> Callable[[], Awaitable[int]]:
+    service = BenefitService(runtime.uow)
+    return lambda: service.expire_due(limit=BATCH)
+
+
 def _exchanges_round(runtime: Runtime) -> Callable[[], Awaitable[int]]:
     service = ExchangeService(runtime.uow, runtime.state["coupons"])
     return lambda: service.resume_unsettled(limit=BATCH)
@@ -64,6 +70,7 @@ async def _close_coupon_client(runtime: Runtime) -> None:
 WORKERS: list[Worker] = [
     sweep("points-maturing", _points_round),
     sweep("tier-sweep", _tiers_round),
+    sweep("benefit-card-expiry", _cards_round),
     sweep("coupon-exchange-recovery", _exchanges_round),
     Worker(name="coupon-client", run=_close_coupon_client),
 ]

@@ -1,17 +1,21 @@
 """Benefits over real HTTP: definitions, a card bundling counted and unlimited benefits,
-purchase (idempotent by payment) and renewal, direct grants, tier benefits, write-offs
-that never use more than there are under 12 concurrent callers, and an operator's
-reversal (once)."""
+purchase (idempotent by payment), renewal and expiry by the sweep, direct grants, tier
+benefits, write-offs that never use more than there are under 12 concurrent callers, and
+an operator's reversal (once)."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.loyalty.support import customer, get, key, post
+from contracts import Topic
+from services.loyalty.service.benefits import BenefitService
+from tests.loyalty.support import Service, customer, get, key, post
+from tests.support.events import published
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +134,24 @@ async def test_unknown_benefits_and_cards_are_refused(api: httpx.AsyncClient) ->
     body = {"benefit_id": "car-wash", "reason": "x"}
     other = await post(api, f"/customers/{cid}/benefits/gr_{'0' * 32}/write-offs", body)
     assert other.status_code == 422  # `benefit_id` and `reason` are not write-off fields
+
+
+async def test_the_sweep_marks_an_unrenewed_card_expired_and_publishes_it_once(
+    api: httpx.AsyncClient, service: Service, tenant: str
+) -> None:
+    await define(api)
+    cid = customer()
+    holding = (await buy(api, cid)).json()
+    sweep = BenefitService(service.runtime.uow)
+    later = datetime.fromisoformat(holding["expires_at"]) + timedelta(seconds=1)
+    assert await sweep.expire_due(later) >= 1
+    await sweep.expire_due(later)  # nothing more for this card
+    held = await get(api, f"/customers/{cid}/benefits")
+    assert held["cards"][0]["expired"] is True
+    assert wash_grant(held)["expires_at"] == holding["expires_at"]  # its grants end with it
+
+    async def expiries() -> list:
+        found = await published(service.bootstrap, tenant=tenant, topic=Topic.LOYALTY)
+        return [e for e in found if e.type == "loyalty.benefit_card_expired.v1"]
+
+    assert len(await eventually(expiries)) == 1

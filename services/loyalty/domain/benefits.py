@@ -92,10 +92,19 @@ class CardHolding(BaseModel):
     payments: list[str]
     starts_at: datetime
     expires_at: datetime
+    #: Set by the expiry sweep once `expires_at` has passed (and the expiry published).
+    expired: bool = False
     version: int = 0
 
     def state(self, now: datetime) -> str:
         return "active" if now < self.expires_at else "expired"
+
+
+def lapse(holding: CardHolding, now: datetime) -> CardHolding | None:
+    """The holding marked expired, or None if it is not (yet, or any more) due."""
+    if holding.expired or now < holding.expires_at:
+        return None
+    return holding.model_copy(update={"expired": True})
 
 
 class WriteOff(BaseModel):
@@ -179,6 +188,7 @@ def renew(
     renewed = holding.model_copy(
         update={
             "expires_at": expires_at,
+            "expired": False,
             "payments": [*holding.payments, payment_id],
             "price_paid": holding.price_paid + card.price,
         }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.loyalty import (
+    BenefitCardExpired,
     BenefitCardPurchased,
     BenefitCardRenewed,
     BenefitUsed,
@@ -162,6 +163,31 @@ class BenefitService:
             return Done(renewed)
 
         return await settle(self.uow, work)
+
+    async def expire_due(self, now: datetime | None = None, limit: int = 200) -> int:
+        """One sweep round: cards past their period are marked expired, and published."""
+        now = now or utcnow()
+        lapsing = await self.card_holdings.lapsing(now, limit)
+        for tenant, holding_id in lapsing:
+            await self._lapse(tenant, holding_id, now)
+        return len(lapsing)
+
+    async def _lapse(self, tenant: str, holding_id: str, now: datetime) -> None:
+        async def work(tx: Tx) -> None:
+            holding = await self.card_holdings.load(tenant, holding_id, session=tx.session)
+            lapsed = rules.lapse(holding, now) if holding else None
+            if lapsed is None:
+                return  # renewed meanwhile, or done by another replica
+            await self.card_holdings.put(tenant, lapsed, tx.session)
+            expired = BenefitCardExpired(
+                customer_id=lapsed.customer_id,
+                card_id=lapsed.card_id,
+                holding_id=lapsed.holding_id,
+                expired_at=lapsed.expires_at,
+            )
+            await tx.emit(expired, tenant=tenant)
+
+        await self.uow.run(work)
 
     # ------------------------------------------------------------------ write-offs
 

@@ -36,6 +36,7 @@ INDEXES = [
     Index(GRANTS, [("tenant", 1), ("request", 1)], unique=True, name="request"),
     Index(HOLDINGS, [("tenant", 1), ("payments", 1)], unique=True, name="payment"),
     Index(HOLDINGS, [("tenant", 1), ("customer_id", 1)], name="by_customer"),
+    Index(HOLDINGS, [("expired", 1), ("expires_at", 1)], name="lapsing"),
     Index(WRITE_OFFS, [("tenant", 1), ("key", 1)], unique=True, name="key"),
     Index(WRITE_OFFS, [("tenant", 1), ("grant_id", 1), ("used_at", -1)], name="by_grant"),
 ]
@@ -231,6 +232,13 @@ class HoldingStore(VersionedStore[CardHolding]):
     async def for_customer(self, tenant: str, customer_id: str) -> list[CardHolding]:
         cursor = self._docs.find({"tenant": tenant, "customer_id": customer_id})
         return [CardHolding.model_validate(d) for d in await cursor.to_list()]
+
+    async def lapsing(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(tenant, holding id) of holdings past their expiry not yet marked expired."""
+        cursor = self._docs.find(
+            {"expired": False, "expires_at": {"$lte": now}}, {"tenant": 1, "holding_id": 1}
+        )
+        return [(d["tenant"], d["holding_id"]) for d in await cursor.limit(limit).to_list()]
 
     async def put(
         self, tenant: str, holding: CardHolding, session: AsyncClientSession
