@@ -51,7 +51,7 @@ def client(service: Service, tenant: str) -> Client:
     ) -> httpx.AsyncClient:
         sent = {} if tenant is None else {"X-Tenant-Id": tenant}
         sent.update(headers or {})
-        limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         return httpx.AsyncClient(base_url=service.url, headers=sent, timeout=60, limits=limits)
 
     return open_client

@@ -3,6 +3,7 @@ read well in tests (a budget, a campaign with its batches, approved and running)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,3 +87,33 @@ async def claim(
 ) -> httpx.Response:
     body = {"customer_id": customer_id, "channel": channel}
     return await api.post(f"/batches/{batch_id}/claims", json=body)
+
+
+class Crowd:
+    """Many concurrent callers: `in_flight` requests at once, spread over several clients
+    (one httpx pool with hundreds of connections spends its time scanning them)."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], *, in_flight: int = 200) -> None:
+        per_client = 25
+        self.clients = [
+            httpx.AsyncClient(
+                base_url=base_url,
+                headers=headers,
+                timeout=120,
+                limits=httpx.Limits(
+                    max_connections=per_client, max_keepalive_connections=per_client
+                ),
+            )
+            for _ in range(max(1, in_flight // per_client))
+        ]
+        self.gate = asyncio.Semaphore(in_flight)
+        self.turn = 0
+
+    async def post(self, path: str, json: Any) -> httpx.Response:
+        async with self.gate:
+            self.turn += 1
+            return await self.clients[self.turn % len(self.clients)].post(path, json=json)
+
+    async def close(self) -> None:
+        for c in self.clients:
+            await c.aclose()
