@@ -166,3 +166,16 @@ async def test_orders_earning_while_redemptions_run_lose_no_update(
     ledger = await entries(api, cid)
     assert sum(e["points"] for e in ledger) == account["balance"]
     assert [e["kind"] for e in ledger].count("earned") == 11
+
+
+async def test_a_points_multiplier_benefit_the_customer_holds_multiplies_earning(
+    api, producer: AIOKafkaProducer, tenant: str
+) -> None:
+    benefit = {"benefit_id": "triple", "name": "Triple points", "kind": "points_multiplier"}
+    response = await api.put("/benefits/triple", json={**benefit, "value": 300})
+    assert response.status_code == 200, response.text
+    cid = customer()
+    grant = {"benefit_id": "triple", "valid_days": 30, "reason": "launch week"}
+    assert (await post(api, f"/customers/{cid}/benefits", grant)).status_code == 201
+    await publish(producer, tenant, paid(cid, "SO-1", ("L1", 1_000)))
+    await balance_is(api, cid, 30)

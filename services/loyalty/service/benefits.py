@@ -23,6 +23,7 @@ from services.loyalty.domain import benefits as rules
 from services.loyalty.domain.benefits import (
     Benefit,
     BenefitCard,
+    BenefitKind,
     CardHolding,
     Grant,
     WriteOff,
@@ -327,3 +328,16 @@ def _use_reversed(write_off: WriteOff, operator: str, at: datetime) -> BenefitUs
         operator=operator,
         reversed_at=at,
     )
+
+
+async def granted_multiplier(tx: Tx, tenant: str, customer_id: str, at: datetime) -> int:
+    """The best points multiplier (percent) the customer holds by card or grant at `at`;
+    100 when none. Read in the order's transaction."""
+    kinds = await DefinitionStore(tx.db).benefits(
+        tenant, kind=BenefitKind.POINTS_MULTIPLIER, session=tx.session
+    )
+    values = {b.benefit_id: b.value or 100 for b in kinds}
+    if not values:
+        return 100
+    held = await GrantStore(tx.db).live(tenant, customer_id, list(values), at, tx.session)
+    return max((values[g.benefit_id] for g in held), default=100)

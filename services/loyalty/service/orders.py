@@ -1,7 +1,8 @@
 """Points and growth value from the customer service's order events.
 
-Paid: the order's points are worked out line by line (tier, category and campaign
-multipliers, caps, first-order and birthday bonuses) and credited, or held for the return
+Paid: the order's points are worked out line by line (the best of the tier's multiplier
+and any points-multiplier benefit the customer holds by card or grant, then category and
+campaign multipliers, caps, first-order and birthday bonuses) and credited, or held for the return
 window; growth value moves the tier. Refunded: exactly the refunded lines' points go back
 (held points first, then the order's own lots, then others; the rest is debt), and the
 growth value in proportion. Cancelled after payment: whatever is left goes back.
@@ -25,6 +26,7 @@ from services.loyalty.domain.ledger import Cause, EntryKind
 from services.loyalty.domain.orders import OrderEarning, Reversal
 from services.loyalty.domain.tiers import GrowthBasis
 from services.loyalty.service.accounts import OpenAccount, commit, open_account
+from services.loyalty.service.benefits import granted_multiplier
 from services.loyalty.service.tiers import Standing, grow, standing
 from services.loyalty.store.points import OrderEarningStore
 
@@ -38,14 +40,18 @@ async def on_order_paid(tx: Tx, tenant: str, event: OrderPaid) -> OrderEarning |
         return None  # this order has earned already
     opened = await open_account(tx, tenant, event.customer_id, utcnow())
     held = await standing(tx, tenant, event.customer_id)
-    earning = _earn(opened, held, event)
+    multiplier = max(
+        held.points_multiplier,
+        await granted_multiplier(tx, tenant, event.customer_id, event.paid_at),
+    )
+    earning = _earn(opened, held, event, multiplier)
     await earnings.put(tenant, earning, tx.session)
     await commit(tx, opened)
     await grow(tx, tenant, held, earning.growth, event.paid_at)
     return earning
 
 
-def _earn(opened: OpenAccount, held: Standing, event: OrderPaid) -> OrderEarning:
+def _earn(opened: OpenAccount, held: Standing, event: OrderPaid, multiplier: int) -> OrderEarning:
     rule, account = opened.rule, opened.account
     day = rule.day_of(event.paid_at)
     birthday = _birthday_due(opened, event.paid_at)
@@ -53,7 +59,7 @@ def _earn(opened: OpenAccount, held: Standing, event: OrderPaid) -> OrderEarning
         rule,
         [Line(line_id=x.line_id, category=x.category, amount=x.amount) for x in event.lines],
         at=event.paid_at,
-        tier_multiplier=held.points_multiplier,
+        tier_multiplier=multiplier,
         earned_today=account.daily_earned.get(day, 0),
         first_order=event.first_order,
         birthday=birthday,

@@ -17,6 +17,7 @@ from servicekit.mongo import Document, Index
 from services.loyalty.domain.benefits import (
     Benefit,
     BenefitCard,
+    BenefitKind,
     CardHolding,
     Grant,
     WriteOff,
@@ -74,11 +75,21 @@ class DefinitionStore:
         )
         return _definition(Benefit, doc) if doc else None
 
-    async def benefits(self, tenant: str, ids: list[str] | None = None) -> list[Benefit]:
+    async def benefits(
+        self,
+        tenant: str,
+        ids: list[str] | None = None,
+        *,
+        kind: BenefitKind | None = None,
+        session: AsyncClientSession | None = None,
+    ) -> list[Benefit]:
         query: Document = {"tenant": tenant}
         if ids is not None:
             query["benefit_id"] = {"$in": ids}
-        docs = await self._benefits.find(query).sort("benefit_id", 1).limit(500).to_list()
+        if kind is not None:
+            query["kind"] = str(kind)
+        found = self._benefits.find(query, session=session).sort("benefit_id", 1)
+        docs = await found.limit(500).to_list()
         return [_definition(Benefit, d) for d in docs]
 
     async def card(
@@ -132,6 +143,24 @@ class GrantStore:
     async def for_customer(self, tenant: str, customer_id: str) -> list[Grant]:
         cursor = self._grants.find({"tenant": tenant, "customer_id": customer_id})
         return [Grant.model_validate(d) for d in await cursor.sort("granted_at", -1).to_list()]
+
+    async def live(
+        self,
+        tenant: str,
+        customer_id: str,
+        benefit_ids: list[str],
+        at: datetime,
+        session: AsyncClientSession,
+    ) -> list[Grant]:
+        """The customer's grants of these benefits valid at `at` with uses left."""
+        query = {
+            "tenant": tenant,
+            "customer_id": customer_id,
+            "benefit_id": {"$in": benefit_ids},
+            "$or": [{"expires_at": None}, {"expires_at": {"$gt": at}}],
+        }
+        docs = await self._grants.find(query, session=session).to_list()
+        return [g for g in map(Grant.model_validate, docs) if g.usable(at)]
 
     async def of_source(self, tenant: str, source: str, session: AsyncClientSession) -> list[Grant]:
         cursor = self._grants.find({"tenant": tenant, "source": source}, session=session)
