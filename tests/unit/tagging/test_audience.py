@@ -423,3 +423,20 @@ def test_big_tag_values_beside_valueless_assignments_compare_exactly() -> None:
     assert_selects(people, tag("score", "eq", BIG + 1), ["big"])
     assert_selects(people, tag("score", "ne", BIG + 1), ["edge"])
     assert_selects(people, tag("score", "lte", BIG), ["edge"])
+
+
+def test_replaced_behaviour_is_ignored_then_compacted_away() -> None:
+    views = {("search", "", ""): {TODAY: 1}}
+    audience = tenant(*(person(f"c{i}", behaviour=views) for i in range(10)))
+    searched = behaviour("search", 1)
+    series = audience.series(("search", "", ""))
+    assert series is not None and len(series) == 10
+    audience.upsert(person("c0"))  # one stale entry of ten: skipped, kept
+    assert members(audience, searched) == [f"c{i}" for i in range(1, 10)]
+    assert len(series) == 10
+    for i in range(1, 4):  # four of ten: compacted on the next window
+        audience.remove(f"c{i}")
+    assert members(audience, searched) == [f"c{i}" for i in range(4, 10)]
+    assert len(series) == 6
+    audience.upsert(person("c0", behaviour=views))
+    assert members(audience, searched) == ["c0", *(f"c{i}" for i in range(4, 10))]

@@ -19,10 +19,12 @@ from services.tagging.domain.rules.ast import (
     SegmentCondition,
     all_of,
     any_of,
+    attr,
     negate,
 )
 from services.tagging.domain.rules.evaluate import matches
 from services.tagging.domain.rules.facts import CustomerFacts
+from tests.unit.tagging.factories import NOW
 from tests.unit.tagging.test_rule_properties import customers, every_leaf, moments, rules
 
 PROPERTIES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,3 +151,49 @@ def test_answers_follow_upserts_and_removals(
             by_id.pop(gone, None)
     assert len(audience) == len(by_id)
     assert_agrees(audience, rule, by_id, now, segments)
+
+
+# Money past 2**53: float64 skips integers there, so thresholds and values one apart must
+# still compare as the reference evaluator compares Python ints.
+near_big = st.integers(min_value=2**53 - 3, max_value=2**53 + 3)
+MONEY_FIELDS = ("total_amount", "net_amount")
+ORDERED_OPS = ("eq", "ne", "gt", "gte", "lt", "lte")
+
+
+def money_rules(bound: int | float, other: int) -> list[Node]:
+    """Every ordered operator on both money fields at `bound`, and a range up to `other`."""
+    low, high = sorted([bound, other])
+    return [
+        *(attr(field, op, bound) for field in MONEY_FIELDS for op in ORDERED_OPS),
+        *(attr(field, "between", [low, high]) for field in MONEY_FIELDS),
+    ]
+
+
+rich = st.builds(
+    lambda facts, total, refunded: facts.model_copy(
+        update={
+            "stats": facts.stats.model_copy(
+                update={"total_amount": total, "refunded_amount": refunded}
+            )
+        }
+    ),
+    customers(),
+    near_big,
+    st.integers(min_value=0, max_value=2),
+)
+
+
+@PROPERTIES
+@given(
+    near_big,
+    st.booleans(),
+    near_big,
+    st.lists(rich, min_size=1, max_size=7).map(numbered),
+)
+def test_money_past_2_to_the_53_compares_exactly(
+    bound: int, as_float: bool, other: int, population: list[CustomerFacts]
+) -> None:
+    audience = loaded(population)
+    by_id = {c.customer_id: c for c in population}
+    for rule in money_rules(float(bound) if as_float else bound, other):
+        assert_agrees(audience, rule, by_id, NOW, {})
