@@ -54,6 +54,9 @@ async def test_a_granted_coupon_keeps_the_points_spent_and_a_repeat_spends_nothi
     assert again.json()["coupon_id"] == body["coupon_id"]
     assert (await points(api, cid))["balance"] == 700
     assert len(coupons.coupons_for(tenant)) == 1
+    path = f"/customers/{cid}/points/coupon-exchanges/{body['exchange_id']}"
+    assert (await api.get(path)).json()["coupon_id"] == body["coupon_id"]
+    assert (await api.get(path.replace(cid, customer()))).status_code == 404
 
 
 @pytest.mark.parametrize("batch", ["sold-out-1", "closed-1"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from servicekit.context import TenantDep
@@ -59,3 +59,15 @@ async def exchange_points_for_coupon(
     if exchange.state == ExchangeState.DEBITED:
         response.status_code = status.HTTP_202_ACCEPTED
     return exchange
+
+
+@router.get("/customers/{customer_id}/points/coupon-exchanges/{exchange_id}")
+async def get_coupon_exchange(
+    customer_id: CustomerId,
+    exchange_id: Annotated[str, Path(pattern=r"^ex_[0-9a-f]{32}$")],
+    tenant: TenantDep,
+    exchanges: ExchangesDep,
+) -> Exchange:
+    """An exchange as it stands: `debited` (waiting for the coupon service), `granted`
+    (with the `coupon_id`) or `refused` (with the coupon service's `refusal_code`)."""
+    return await exchanges.by_id(tenant, customer_id, exchange_id)

@@ -43,9 +43,16 @@ class ExchangeService:
         return await self._ask(tenant, exchange)
 
     async def get(self, tenant: str, key: str) -> Exchange:
+        """By the request's key."""
         found = await self.exchanges.load(tenant, key)
         if found is None:
             raise NotFound("no exchange under this key", code="exchange_not_found")
+        return found
+
+    async def by_id(self, tenant: str, customer_id: str, exchange_id: str) -> Exchange:
+        found = await self.exchanges.by_id(tenant, exchange_id)
+        if found is None or found.customer_id != customer_id:
+            raise NotFound(f"no exchange {exchange_id}", code="exchange_not_found")
         return found
 
     async def resume_unsettled(self, now: datetime | None = None, limit: int = 100) -> int:

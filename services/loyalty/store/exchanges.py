@@ -13,7 +13,10 @@ from services.loyalty.store.versioned import VersionedStore
 
 EXCHANGES = "coupon_exchanges"
 
-INDEXES = [Index(EXCHANGES, [("state", 1), ("updated_at", 1)], name="unsettled")]
+INDEXES = [
+    Index(EXCHANGES, [("state", 1), ("updated_at", 1)], name="unsettled"),
+    Index(EXCHANGES, [("tenant", 1), ("exchange_id", 1)], unique=True, name="exchange_id"),
+]
 
 
 class ExchangeStore(VersionedStore[Exchange]):
@@ -26,6 +29,10 @@ class ExchangeStore(VersionedStore[Exchange]):
 
     async def put(self, tenant: str, exchange: Exchange, session: AsyncClientSession) -> Exchange:
         return await self.save(tenant, exchange.key, exchange, session)
+
+    async def by_id(self, tenant: str, exchange_id: str) -> Exchange | None:
+        doc = await self._docs.find_one({"tenant": tenant, "exchange_id": exchange_id})
+        return Exchange.model_validate(doc) if doc else None
 
     async def unsettled(self, before: datetime, limit: int) -> list[tuple[str, str]]:
         """(tenant, key) of exchanges still waiting for the coupon service's answer."""
