@@ -12,7 +12,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from contracts.customer import CustomerProfileChanged, OrderCancelled
+from contracts.customer import CustomerErased, CustomerProfileChanged, OrderCancelled
 from services.loyalty.service.points import PointsService
 from tests.loyalty.support import (
     Service,
@@ -129,7 +129,7 @@ async def test_a_voided_order_gives_back_all_it_earned_and_a_redelivery_changes_
 
 
 async def test_the_birthday_bonus_comes_once_a_year_in_the_birthday_month(
-    api, producer: AIOKafkaProducer, tenant: str
+    api, producer: AIOKafkaProducer, tenant: str, service: Service
 ) -> None:
     await set_rule(api, birthday_bonus=88, timezone="UTC")
     cid = customer()
@@ -145,6 +145,14 @@ async def test_the_birthday_bonus_comes_once_a_year_in_the_birthday_month(
     await balance_is(api, cid, 10 + 88)
     await publish(producer, tenant, paid(cid, "SO-2", ("L1", 1_000), paid_at=now))
     await balance_is(api, cid, 10 + 88 + 10)
+
+    # An erasure forgets the birthday month (the ledger stays: it names no one but by id).
+    await publish(producer, tenant, CustomerErased(customer_id=cid, erased_at=now))
+    accounts = service.db["point_accounts"]
+    await eventually(
+        lambda: accounts.find_one({"_id": f"{tenant}:{cid}"}),
+        until=lambda doc: doc["birthday_month"] is None,
+    )
 
 
 async def test_orders_earning_while_redemptions_run_lose_no_update(

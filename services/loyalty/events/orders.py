@@ -1,11 +1,18 @@
 """The orders consumer: the customer service's order events earn and take back points
-and growth value; profile changes keep the birthday month the birthday bonus needs. Each
-runs in the transaction that records the event id, so a redelivery changes nothing."""
+and growth value; profile changes keep the birthday month the birthday bonus needs, and
+an erasure forgets it. Each runs in the transaction that records the event id, so a
+redelivery changes nothing."""
 
 from __future__ import annotations
 
 from contracts import Envelope
-from contracts.customer import CustomerProfileChanged, OrderCancelled, OrderPaid, OrderRefunded
+from contracts.customer import (
+    CustomerErased,
+    CustomerProfileChanged,
+    OrderCancelled,
+    OrderPaid,
+    OrderRefunded,
+)
 from servicekit.consumer import Subscription
 from servicekit.unit_of_work import Tx
 from services.loyalty.service import orders
@@ -34,6 +41,12 @@ async def on_profile_changed(tx: Tx, envelope: Envelope, event: CustomerProfileC
         )
 
 
+async def on_erased(tx: Tx, envelope: Envelope, event: CustomerErased) -> None:
+    """The birthday month is the only profile data loyalty keeps; ledgers stay (they are
+    the brand's accounting records and name no one but by id)."""
+    await remember_birthday_month(tx, envelope.tenant, event.customer_id, None)
+
+
 SUBSCRIPTIONS = [
     Subscription(
         group_id=GROUP_ID,
@@ -42,6 +55,7 @@ SUBSCRIPTIONS = [
             OrderRefunded: on_refunded,
             OrderCancelled: on_cancelled,
             CustomerProfileChanged: on_profile_changed,
+            CustomerErased: on_erased,
         },
     )
 ]
