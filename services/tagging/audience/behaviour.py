@@ -4,6 +4,7 @@ Each series is four parallel arrays of entries: row, day (proleptic ordinal), co
 row version the entry was written under. Replacing or removing a customer gives their row a new
 version (see `rows`), which turns their old entries into tombstones without finding them; a
 window sum ignores them and a series compacts itself once they are a quarter of its entries.
+A series swept clean skips the check until the tenant replaces or removes someone again.
 A window's counts per row are one `np.bincount` over the entries whose day falls inside it.
 """
 
@@ -18,14 +19,14 @@ COMPACT_SHARE = 0.25
 
 
 class BehaviourSeries:
-    def __init__(self) -> None:
+    def __init__(self, replacements: int = 0) -> None:
         self._rows = np.zeros(0, dtype=np.int64)
         self._days = np.zeros(0, dtype=np.int32)
         self._counts = np.zeros(0, dtype=np.int64)
         self._versions = np.zeros(0, dtype=np.int64)
         self._used = 0
-        #: False once a written row may have been replaced since the last full check.
-        self._clean = True
+        #: The tenant's replacement count when this series was last known free of tombstones.
+        self._clean_at = replacements
 
     def __len__(self) -> int:
         return self._used
@@ -44,13 +45,12 @@ class BehaviourSeries:
         self._versions[self._used : end] = versions
         self._used = end
 
-    def rows_replaced(self) -> None:
-        """Some row's version changed: entries may have become tombstones."""
-        self._clean = False
-
-    def window(self, first_day: int, last_day: int, row_versions: np.ndarray) -> np.ndarray:
-        """Each row's total count over days [first_day, last_day], for rows [0, len(versions))."""
-        live = None if self._clean else self._sweep(row_versions)
+    def window(
+        self, first_day: int, last_day: int, row_versions: np.ndarray, replacements: int
+    ) -> np.ndarray:
+        """Each row's total count over days [first_day, last_day], for rows [0, len(versions)).
+        `replacements`: the tenant's count of replaced or removed rows (see `rows`)."""
+        live = None if self._clean_at == replacements else self._sweep(row_versions, replacements)
         days = self._days[: self._used]
         inside = (days >= first_day) & (days <= last_day)
         if live is not None:
@@ -60,7 +60,7 @@ class BehaviourSeries:
         size = len(row_versions)
         return np.bincount(self._rows[: self._used][inside], weights=weights, minlength=size)
 
-    def _sweep(self, row_versions: np.ndarray) -> np.ndarray | None:
+    def _sweep(self, row_versions: np.ndarray, replacements: int) -> np.ndarray | None:
         """Drop tombstones if they are many; else the mask of live entries (None: all live)."""
         live = self._versions[: self._used] == row_versions[self._rows[: self._used]]
         dead = self._used - int(np.count_nonzero(live))
@@ -73,5 +73,5 @@ class BehaviourSeries:
             self._counts = self._counts[keep]
             self._versions = self._versions[keep]
             self._used = len(keep)
-        self._clean = True
+        self._clean_at = replacements
         return None

@@ -72,6 +72,9 @@ class TenantAudience:
     def row_versions(self) -> np.ndarray:
         return self._rows.versions[: self._rows.size]
 
+    def replacements(self) -> int:
+        return self._rows.replacements
+
     def field(self, name: str) -> ColumnView:
         column = self._fields.get(name)
         if column is None:  # a field nobody holds: read an empty column, do not keep it
@@ -110,7 +113,9 @@ class TenantAudience:
     def _append_behaviour(self, key: BehaviourKey, entries: np.ndarray) -> None:
         """`entries`: one (row, day ordinal, count) per line."""
         rows = entries[:, 0]
-        series = self._series.setdefault(key, BehaviourSeries())
+        series = self._series.get(key)
+        if series is None:  # clean as of now: its entries are all being written
+            series = self._series[key] = BehaviourSeries(self._rows.replacements)
         series.append(rows, entries[:, 1], entries[:, 2], self._rows.versions[rows])
 
     def _clear(self, rows: np.ndarray) -> None:
@@ -119,8 +124,6 @@ class TenantAudience:
             column.clear(rows)
         for tag in self._tags.values():
             tag.clear(rows)
-        for series in self._series.values():
-            series.rows_replaced()
 
     def _field(self, name: str) -> ValueColumn:
         column = self._fields.get(name)

@@ -43,6 +43,7 @@ class Columns(Protocol):
 
     def alive(self) -> Mask: ...
     def row_versions(self) -> np.ndarray: ...
+    def replacements(self) -> int: ...
     def field(self, name: str) -> ColumnView: ...
     def tag(self, tag_id: str) -> TagColumn | None: ...
     def series(self, key: BehaviourKey) -> BehaviourSeries | None: ...
@@ -123,7 +124,10 @@ class Evaluation:
             counts = np.zeros(len(self._alive))
         else:
             counts = series.window(
-                first_day.toordinal(), today.toordinal(), self._columns.row_versions()
+                first_day.toordinal(),
+                today.toordinal(),
+                self._columns.row_versions(),
+                self._columns.replacements(),
             )
         held = counts >= rule.count if rule.op == "at_least" else counts <= rule.count
         return self._alive & held

@@ -4,6 +4,7 @@ A customer keeps their row while they stay; a removed customer's row goes on a f
 is given to the next new customer, so arrays do not grow with churn. Every write of a row gets
 a new `version` from one counter: behaviour entries carry the version they were written
 under, and an entry whose version is no longer its row's belongs to replaced data.
+`replacements` counts the writes that can have left such entries behind.
 
 `ids` is shared copy-on-write with the `Audience` results handed out: reusing a row copies the
 array first if a result may still read it, so a result keeps naming the customers it was
@@ -27,6 +28,9 @@ class RowIndex:
         self.versions = np.zeros(0, dtype=np.int64)
         self._next_version = 1
         self._ids_shared = False
+        #: Counts writes over rows that held data (replacements and removals): behaviour
+        #: series compare it with the count they last swept at.
+        self.replacements = 0
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -41,6 +45,8 @@ class RowIndex:
         existed = rows >= 0
         newcomers = [c for c, row in zip(customer_ids, held, strict=True) if row < 0]
         rows[~existed] = self._new_rows(newcomers)
+        if len(newcomers) < len(rows):
+            self.replacements += 1
         self.versions[rows] = self._take_versions(len(rows))
         self.alive[rows] = True
         return rows, existed
@@ -52,6 +58,7 @@ class RowIndex:
             return None
         self.alive[row] = False
         self.versions[row] = self._take_versions(1)[0]
+        self.replacements += 1
         self._free.append(row)
         return row
 
