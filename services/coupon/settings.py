@@ -15,7 +15,7 @@ class CouponSettings(ServiceSettings):
     min_margin_percent: int = 5
     cost_ratio_percent: int = 70
     #: How long a coupon locked to an unpaid order stays locked.
-    lock_minutes: int = 30
+    lock_seconds: int = 1800
     #: Stock units a replica leases from a batch at a time (one conditional update each).
     stock_lease_block: int = 500
     #: Claims one flush writes at most (one transaction, one insert_many).

@@ -168,6 +168,8 @@ class BatchIssuer:
         self.batch_id = batch_id
         #: Stock units this replica holds and has not issued yet.
         self.lease = 0
+        #: Stock left unleased in the store when this replica last leased.
+        self._left: int | None = None
         self._sold_out_until = 0.0
         self.batcher: Batcher[ClaimRequest, Outcome] = Batcher(
             self._round, max_items=desk.settings.claim_flush_size, name=f"claims:{batch_id}"
@@ -201,7 +203,7 @@ class BatchIssuer:
         await self._replays(tx, requests, plan)
         await self._audience(tx, batch, requests, plan)
         await self._limits(tx, batch, requests, plan, now)
-        await self._stock(plan)
+        await self._stock(batch, plan)
         if plan.seats:
             docs, events = self._coupons(batch, requests, plan, now)
             await self.desk.coupons.insert_many(docs, tx.session)
@@ -256,18 +258,26 @@ class BatchIssuer:
             else:
                 plan.seats.append(seat)
 
-    async def _stock(self, plan: _Plan) -> None:
+    async def _stock(self, batch: Batch, plan: _Plan) -> None:
         need = len(plan.seats) - self.lease
         if need > 0 and not self.sold_out():
-            wanted = max(need, self.desk.settings.stock_lease_block)
-            got = await self.desk.batches.lease(self.tenant, self.batch_id, wanted)
+            wanted = need + self._prefetch(batch)
+            got, left = await self.desk.batches.lease(self.tenant, self.batch_id, wanted)
             self.lease += got
-            if got < wanted:
+            self._left = left
+            if got < wanted or left == 0:
                 recheck = self.desk.settings.sold_out_recheck_seconds
                 self._sold_out_until = time.monotonic() + recheck
         for seat in plan.seats[self.lease :]:
             plan.outcomes[seat.index] = Refusal.SOLD_OUT
         del plan.seats[self.lease :]
+
+    def _prefetch(self, batch: Batch) -> int:
+        """Units leased beyond this round's need: a block while stock is plentiful, a
+        quarter of what is left near the end, so no replica strands much stock that
+        claims at another replica would be refused for."""
+        left = batch.unleased if self._left is None else self._left
+        return min(self.desk.settings.stock_lease_block, left // 4)
 
     def _coupons(
         self, batch: Batch, requests: list[ClaimRequest], plan: _Plan, now: datetime

@@ -56,7 +56,7 @@ def redemption_on(
             customers=CustomerOrdersStore(db),
             zone=ZoneInfo(settings.time_zone),
             policy=policy(settings),
-            lock_minutes=settings.lock_minutes,
+            lock_seconds=settings.lock_seconds,
             rng=random.SystemRandom(),
         )
     )

@@ -24,7 +24,7 @@ from servicekit.unit_of_work import Tx, UnitOfWork
 from services.coupon.domain import checkout
 from services.coupon.domain.batches import DiscountKind, MarginPolicy
 from services.coupon.domain.budgets import Movement
-from services.coupon.domain.checkout import Offer, OrderDraft
+from services.coupon.domain.checkout import NotApplicable, Offer, OrderDraft
 from services.coupon.domain.coupons import Coupon, CouponState
 from services.coupon.service.claims import claimed_event, new_coupon
 from services.coupon.store.batches import Batch, BatchStore
@@ -65,7 +65,7 @@ class Checkout:
     customers: CustomerOrdersStore
     zone: tzinfo
     policy: MarginPolicy
-    lock_minutes: int
+    lock_seconds: int
     rng: random.Random
 
 
@@ -124,6 +124,8 @@ class RedemptionService:
                 customer_id
             ]
             offer = self._offer(batch, coupon, order, paid, now)
+            if offer.reason == NotApplicable.NOT_AVAILABLE:
+                raise Conflict("the coupon is not available", code="coupon_not_available")
             if offer.reason is not None:
                 raise Conflict(
                     f"the coupon does not apply to this order: {offer.reason}",
@@ -133,7 +135,7 @@ class RedemptionService:
             lock = {
                 "order_id": order.order_id,
                 "discount": offer.discount,
-                "expires_at": now + timedelta(minutes=self.p.lock_minutes),
+                "expires_at": now + timedelta(seconds=self.p.lock_seconds),
             }
             locked = await self.p.coupons.change(
                 tenant,

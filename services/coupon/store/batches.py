@@ -76,8 +76,8 @@ class BatchStore:
             session=session,
         )
 
-    async def lease(self, tenant: str, batch_id: str, wanted: int) -> int:
-        """Lease up to `wanted` units of stock; 0 when none is left."""
+    async def lease(self, tenant: str, batch_id: str, wanted: int) -> tuple[int, int]:
+        """Lease up to `wanted` units of stock: (units leased, units left unleased)."""
         while wanted > 0:
             doc = await self.batches.find_one_and_update(
                 {"_id": batch_id, "tenant": tenant, "unleased": {"$gte": wanted}},
@@ -85,13 +85,13 @@ class BatchStore:
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:
-                return wanted
+                return wanted, int(doc["unleased"])
             current = await self.batches.find_one(
                 {"_id": batch_id, "tenant": tenant}, {"unleased": 1}
             )
             left = int(current["unleased"]) if current else 0
             wanted = min(wanted, left)
-        return 0
+        return 0, 0
 
     async def take_one(self, tenant: str, batch_id: str, session: AsyncClientSession) -> bool:
         """One unit straight from the stock, inside a transaction (a returned coupon)."""
