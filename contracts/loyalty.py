@@ -15,7 +15,7 @@ class LoyaltyEvent(Event):
 
 
 class PointsEarned(LoyaltyEvent):
-    """Sent when points are earned (an order paid, an adjustment up); `held` ones wait."""
+    """Sent when a paid order earns points: credited, or `held` until `available_at`."""
 
     type: ClassVar[str] = "loyalty.points_earned.v1"
 
