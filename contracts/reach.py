@@ -72,8 +72,6 @@ class MessageClicked(ReachEvent):
 class ConversionAttributed(ReachEvent):
     """Sent when a paid order is attributed to the last touch before it within the window."""
 
-    #: `holdout` when the last touch was being held out of a campaign (no message sent).
-
     type: ClassVar[str] = "reach.conversion_attributed.v1"
 
     order_id: str
