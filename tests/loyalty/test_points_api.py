@@ -176,3 +176,17 @@ async def test_a_change_without_an_idempotency_key_or_with_a_bad_customer_is_ref
     assert bad.status_code == 422 and bad.headers["content-type"].startswith(PROBLEM_JSON)
     rule = await api.put("/earning-rule", json={"timezone": "Mars/Olympus"})
     assert rule.status_code == 422 and rule.json()["errors"][0]["field"] == "timezone"
+
+
+async def test_members_may_not_do_an_operator_s_work(api: httpx.AsyncClient) -> None:
+    cid = customer()
+    member = {"X-Actor-Id": "member-1", "X-Actor-Kind": "member", "Idempotency-Key": key()}
+    body = {"points": 1_000, "reason": "generous"}
+    path = f"/customers/{cid}/points/adjustments"
+    refused = await api.post(path, json=body, headers=member)
+    assert refused.status_code == 403 and refused.json()["code"] == "operator_only"
+    rule = await api.put("/earning-rule", json={}, headers=member)
+    assert rule.status_code == 403
+    staff = {"X-Actor-Id": "ops-2", "X-Actor-Kind": "staff", "Idempotency-Key": key()}
+    assert (await api.post(path, json=body, headers=staff)).status_code == 201
+    assert (await points(api, cid))["balance"] == 1_000

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from servicekit.context import ActorDep, TenantDep
 from servicekit.errors import InvalidInput
 from servicekit.runtime import RuntimeDep
-from services.loyalty.api.deps import CustomerId, ExternalIdPath, IdempotencyKeyDep
+from services.loyalty.api.deps import CustomerId, ExternalIdPath, IdempotencyKeyDep, OperatorDep
 from services.loyalty.domain.benefits import Benefit, BenefitCard, CardHolding, Grant, WriteOff
 from services.loyalty.domain.values import ExternalId, Reason
 from services.loyalty.service.benefits import BenefitService, Done
@@ -74,7 +74,11 @@ def _answer(done: Done, response: Response) -> object:
 
 @router.put("/benefits/{benefit_id}")
 async def define_benefit(
-    benefit_id: ExternalIdPath, body: Benefit, tenant: TenantDep, service: BenefitsDep
+    benefit_id: ExternalIdPath,
+    body: Benefit,
+    tenant: TenantDep,
+    operator: OperatorDep,
+    service: BenefitsDep,
 ) -> Benefit:
     if body.benefit_id != benefit_id:
         raise InvalidInput("must match the path", field="benefit_id")
@@ -89,7 +93,11 @@ async def list_benefits(tenant: TenantDep, service: BenefitsDep) -> list[Benefit
 
 @router.put("/benefit-cards/{card_id}")
 async def define_card(
-    card_id: ExternalIdPath, body: BenefitCard, tenant: TenantDep, service: BenefitsDep
+    card_id: ExternalIdPath,
+    body: BenefitCard,
+    tenant: TenantDep,
+    operator: OperatorDep,
+    service: BenefitsDep,
 ) -> BenefitCard:
     """A card bundling defined benefits (uses per period, or unlimited) for a validity
     period at a price (0: free). 422 `benefit_not_found` names undefined benefits."""
@@ -120,7 +128,7 @@ async def grant_benefit(
     body: GrantRequest,
     key: IdempotencyKeyDep,
     tenant: TenantDep,
-    actor: ActorDep,
+    actor: OperatorDep,
     service: BenefitsDep,
     response: Response,
 ) -> Grant:
@@ -204,7 +212,7 @@ async def reverse_write_off(
     write_off_id: GeneratedId,
     body: ReversalRequest,
     tenant: TenantDep,
-    actor: ActorDep,
+    actor: OperatorDep,
     service: BenefitsDep,
 ) -> WriteOff:
     """An operator undoes a write-off: its uses are back on the grant. 409

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path
 
+from servicekit.context import Actor, ActorDep
+from servicekit.errors import Forbidden
 from servicekit.runtime import RuntimeDep
 from services.loyalty.domain.values import CUSTOMER_ID_PATTERN, EXTERNAL_ID_PATTERN
 from services.loyalty.service.points import PointsService
@@ -39,3 +41,21 @@ def tier_service(runtime: RuntimeDep) -> TierService:
 
 PointsDep = Annotated[PointsService, Depends(points_service)]
 TiersDep = Annotated[TierService, Depends(tier_service)]
+
+
+#: Who may act as an operator: staff through the gateway, or a service's own call.
+OPERATOR_KINDS = frozenset({"staff", "system"})
+
+
+async def _operator(actor: ActorDep) -> Actor:
+    if actor.kind not in OPERATOR_KINDS:
+        raise Forbidden(
+            "only operations staff may do this (rules, adjustments, reversals, refunds)",
+            code="operator_only",
+        )
+    return actor
+
+
+#: The actor, refused unless an operator: rules, manual adjustments, direct grants,
+#: write-off reversals, stored-value refunds and freezes.
+OperatorDep = Annotated[Actor, Depends(_operator)]

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from servicekit.context import ActorDep, TenantDep
+from servicekit.context import TenantDep
 from servicekit.pagination import Page, PageRequestDep
-from services.loyalty.api.deps import CustomerId, IdempotencyKeyDep, PointsDep
+from services.loyalty.api.deps import CustomerId, IdempotencyKeyDep, OperatorDep, PointsDep
 from services.loyalty.domain.earning import EarningRule
 from services.loyalty.domain.ledger import Entry, PointAccount
 from services.loyalty.domain.values import MAX_POINTS, ExternalId, Money, Points, Reason
@@ -80,7 +80,7 @@ class PostingView(BaseModel):
 
 @router.put("/earning-rule")
 async def set_earning_rule(
-    body: EarningRule, tenant: TenantDep, actor: ActorDep, points: PointsDep
+    body: EarningRule, tenant: TenantDep, actor: OperatorDep, points: PointsDep
 ) -> EarningRule:
     """Set the tenant's earning rule: points per yuan, category and campaign multipliers,
     caps, bonuses, hold (return window) and validity days, the payment cap."""
@@ -114,7 +114,7 @@ async def adjust_points(
     body: Adjustment,
     key: IdempotencyKeyDep,
     tenant: TenantDep,
-    actor: ActorDep,
+    actor: OperatorDep,
     points: PointsDep,
     response: Response,
 ) -> PostingView:

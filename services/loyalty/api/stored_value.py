@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict
 
-from servicekit.context import ActorDep, TenantDep
+from servicekit.context import TenantDep
 from servicekit.pagination import Page, PageRequestDep
 from servicekit.runtime import RuntimeDep
-from services.loyalty.api.deps import CustomerId, ExternalIdPath, IdempotencyKeyDep
+from services.loyalty.api.deps import CustomerId, ExternalIdPath, IdempotencyKeyDep, OperatorDep
 from services.loyalty.domain.stored_value import StoredValueAccount, StoredValueScheme, ValueEntry
 from services.loyalty.domain.values import ExternalId, Money, Reason
 from services.loyalty.service.stored_value import Moving, StoredValueService
@@ -78,7 +78,7 @@ BASE = "/customers/{customer_id}/stored-value"
 
 @router.put("/stored-value-scheme")
 async def set_stored_value_scheme(
-    body: StoredValueScheme, tenant: TenantDep, actor: ActorDep, service: StoredValueDep
+    body: StoredValueScheme, tenant: TenantDep, actor: OperatorDep, service: StoredValueDep
 ) -> StoredValueScheme:
     """Top-up offers (top up at least X, get Y bonus) and the spend order."""
     await service.set_scheme(tenant, body, changed_by=actor.id)
@@ -152,7 +152,7 @@ async def refund_stored_value(
     body: RefundRequest,
     key: IdempotencyKeyDep,
     tenant: TenantDep,
-    actor: ActorDep,
+    actor: OperatorDep,
     service: StoredValueDep,
     response: Response,
 ) -> MovingView:
@@ -168,7 +168,7 @@ async def freeze_stored_value(
     body: FreezeRequest,
     key: IdempotencyKeyDep,
     tenant: TenantDep,
-    actor: ActorDep,
+    actor: OperatorDep,
     service: StoredValueDep,
     response: Response,
 ) -> MovingView:
@@ -185,7 +185,7 @@ async def unfreeze_stored_value(
     body: FreezeRequest,
     key: IdempotencyKeyDep,
     tenant: TenantDep,
-    actor: ActorDep,
+    actor: OperatorDep,
     service: StoredValueDep,
     response: Response,
 ) -> MovingView:

@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from servicekit.clock import utcnow
-from servicekit.context import ActorDep, TenantDep
+from servicekit.context import TenantDep
 from servicekit.errors import NotFound
-from services.loyalty.api.deps import CustomerId, TiersDep
+from services.loyalty.api.deps import CustomerId, OperatorDep, TiersDep
 from services.loyalty.domain.tiers import TierChange, TierScheme
 
 router = APIRouter(tags=["tiers"])
@@ -35,7 +35,7 @@ class TierView(BaseModel):
 
 @router.put("/tier-scheme")
 async def set_tier_scheme(
-    body: TierScheme, tenant: TenantDep, actor: ActorDep, tiers: TiersDep
+    body: TierScheme, tenant: TenantDep, actor: OperatorDep, tiers: TiersDep
 ) -> TierScheme:
     """Tiers lowest first by growth threshold, each with a points multiplier and benefits;
     growth from spend or points, over a window; protection and warning periods."""
