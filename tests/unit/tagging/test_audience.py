@@ -73,6 +73,9 @@ def genders() -> list[CustomerFacts]:
         (attr("gender", "in", ["female", "other"]), ["f"]),
         (attr("gender", "not_in", ["female"]), ["m"]),
         (attr("gender", "in", ["nobody-has-this"]), []),
+        # Past four values the codes are looked up in a table rather than compared one by one.
+        (attr("gender", "in", ["female", "male", "other", "unknown", "a", "b"]), ["f", "m"]),
+        (attr("gender", "not_in", ["female", "other", "unknown", "a", "b"]), ["m"]),
         (attr("gender", "exists"), ["f", "m", "x"]),
         (negate(attr("gender", "exists")), ["n"]),
         (attr("owner_id", "eq", "a"), ["f"]),
