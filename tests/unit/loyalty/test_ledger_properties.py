@@ -138,3 +138,18 @@ def test_a_reversal_beyond_the_balance_leaves_debt_that_the_next_earning_pays() 
     assert run.account.debt == 0 and run.account.balance == 20
     assert [lot.remaining for lot in run.account.lots] == [20]
     run.check()
+
+
+def test_reminders_come_once_per_lot_grouped_by_expiry_and_held_points_release_on_time() -> None:
+    run = Run()
+    run.apply("earn", 100, 20)
+    run.apply("earn", 50, 20)
+    run.apply("earn", 70, 40)
+    run.apply("hold", 30, 5)
+    posted, notices = ledger.mature(run.account, T0 + timedelta(days=14), remind_ahead=7)
+    assert [(n.points, (n.expires_at - T0).days) for n in notices] == [(150, 20)]
+    assert [e.kind for e in posted.entries] == [EntryKind.RELEASED]
+    assert posted.account.balance == 250 and posted.account.pending_points == 0
+    again, repeat = ledger.mature(posted.account, T0 + timedelta(days=15), remind_ahead=7)
+    assert repeat == [] and again.entries == []
+    assert posted.account.next_due_at(7) == T0 + timedelta(days=20)
