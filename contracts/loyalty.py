@@ -97,6 +97,20 @@ class PointsAdjusted(LoyaltyEvent):
     adjusted_at: datetime
 
 
+class PointsTransferred(LoyaltyEvent):
+    """Sent for each account a customer merge (or unmerge) moved points out of or into."""
+
+    type: ClassVar[str] = "loyalty.points_transferred.v1"
+
+    customer_id: str
+    counterpart_id: str
+    merge_id: str
+    points: int
+    pending: int
+    balance: int
+    transferred_at: datetime
+
+
 class PointsExpired(LoyaltyEvent):
     """Sent when lots reach their expiry with points left; those points are gone."""
 

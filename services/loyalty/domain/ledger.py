@@ -34,6 +34,9 @@ class EntryKind(StrEnum):
     REVERSED = "reversed"
     ADJUSTED = "adjusted"
     RESTORED = "restored"
+    #: A merge moved points from a duplicate to its survivor (an unmerge, back).
+    TRANSFERRED_OUT = "transferred_out"
+    TRANSFERRED_IN = "transferred_in"
 
 
 class Lot(BaseModel):

@@ -52,6 +52,9 @@ class Movement(StrEnum):
     REFUNDED = "refunded"
     FROZEN = "frozen"
     UNFROZEN = "unfrozen"
+    #: A customer merge moved the balance to the survivor (an unmerge, back).
+    TRANSFERRED_OUT = "transferred_out"
+    TRANSFERRED_IN = "transferred_in"
 
 
 class StoredValueAccount(BaseModel):
@@ -263,3 +266,30 @@ def set_frozen(
         operator=operator,
     )
     return after, entry
+
+
+def transfer(
+    giver: StoredValueAccount,
+    taker: StoredValueAccount,
+    principal: int,
+    bonus: int,
+    *,
+    source: str,
+    reference: str,
+    at: datetime,
+) -> tuple[Moved, Moved]:
+    """Move up to `principal` and `bonus` (never more than the giver has) to the taker."""
+    principal, bonus = min(principal, giver.principal), min(bonus, giver.bonus)
+    gave = giver.model_copy(
+        update={"principal": giver.principal - principal, "bonus": giver.bonus - bonus}
+    )
+    took = taker.model_copy(
+        update={"principal": taker.principal + principal, "bonus": taker.bonus + bonus}
+    )
+    out = _entry(
+        giver, gave, Movement.TRANSFERRED_OUT, source=f"{source}:out", reference=reference, at=at
+    )
+    into = _entry(
+        taker, took, Movement.TRANSFERRED_IN, source=f"{source}:in", reference=reference, at=at
+    )
+    return (gave, out), (took, into)

@@ -1,6 +1,7 @@
-"""The orders consumer: the customer service's order events earn and take back points
-and growth value; profile changes keep the birthday month the birthday bonus needs, and
-an erasure forgets it. Each runs in the transaction that records the event id, so a
+"""The consumer of the customer service's events: orders earn and take back points and
+growth value; profile changes keep the birthday month the birthday bonus needs, and an
+erasure forgets it; a merge moves the duplicate's assets to the survivor, an unmerge moves
+back what is still there. Each runs in the transaction that records the event id, so a
 redelivery changes nothing."""
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from contracts import Envelope
 from contracts.customer import (
     CustomerErased,
     CustomerProfileChanged,
+    CustomersMerged,
+    CustomersUnmerged,
     OrderCancelled,
     OrderPaid,
     OrderRefunded,
 )
 from servicekit.consumer import Subscription
 from servicekit.unit_of_work import Tx
-from services.loyalty.service import orders
+from services.loyalty.service import merges, orders
 from services.loyalty.service.profiles import remember_birthday_month
 
 GROUP_ID = "loyalty.orders"
@@ -47,6 +50,14 @@ async def on_erased(tx: Tx, envelope: Envelope, event: CustomerErased) -> None:
     await remember_birthday_month(tx, envelope.tenant, event.customer_id, None)
 
 
+async def on_merged(tx: Tx, envelope: Envelope, event: CustomersMerged) -> None:
+    await merges.on_merged(tx, envelope.tenant, event)
+
+
+async def on_unmerged(tx: Tx, envelope: Envelope, event: CustomersUnmerged) -> None:
+    await merges.on_unmerged(tx, envelope.tenant, event)
+
+
 SUBSCRIPTIONS = [
     Subscription(
         group_id=GROUP_ID,
@@ -56,6 +67,8 @@ SUBSCRIPTIONS = [
             OrderCancelled: on_cancelled,
             CustomerProfileChanged: on_profile_changed,
             CustomerErased: on_erased,
+            CustomersMerged: on_merged,
+            CustomersUnmerged: on_unmerged,
         },
     )
 ]

@@ -130,7 +130,7 @@ class StoredValueService:
             account = await self.store.get(tenant, customer_id, session=tx.session)
             after, entry = move(account, scheme or StoredValueScheme())
             saved = await self.store.put(tenant, after, entry, tx.session)
-            await tx.emit(_changed(saved, entry), tenant=tenant)
+            await tx.emit(changed_event(saved, entry), tenant=tenant)
             return Moving(entry, saved)
 
         return await settle(self.uow, work)
@@ -149,7 +149,7 @@ class StoredValueService:
         return Moving(earlier, account, repeated=True)
 
 
-def _changed(account: StoredValueAccount, entry: ValueEntry) -> StoredValueChanged:
+def changed_event(account: StoredValueAccount, entry: ValueEntry) -> StoredValueChanged:
     return StoredValueChanged(
         customer_id=account.customer_id,
         movement=str(entry.movement),

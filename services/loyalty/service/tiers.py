@@ -42,10 +42,10 @@ async def grow(tx: Tx, tenant: str, held: Standing, amount: int, at: datetime) -
     if held.scheme is None or not amount:
         return
     member, change = rules.add_growth(held.member, held.scheme, amount, at)
-    await _save(tx, tenant, held.scheme, member, change)
+    await save_member(tx, tenant, held.scheme, member, change)
 
 
-async def _save(
+async def save_member(
     tx: Tx,
     tenant: str,
     scheme: TierScheme,
@@ -103,7 +103,7 @@ class TierService:
                 return
             member, change, warning = rules.evaluate(held.member, held.scheme, now)
             if member != held.member:
-                await _save(tx, tenant, held.scheme, member, change, warning)
+                await save_member(tx, tenant, held.scheme, member, change, warning)
 
         await self.uow.run(work)
 

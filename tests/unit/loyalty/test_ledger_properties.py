@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.loyalty.domain import ledger
+from services.loyalty.domain import ledger, merging
 from services.loyalty.domain.ledger import Cause, EntryKind, InsufficientPoints, PointAccount
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -153,3 +153,40 @@ def test_reminders_come_once_per_lot_grouped_by_expiry_and_held_points_release_o
     again, repeat = ledger.mature(posted.account, T0 + timedelta(days=15), remind_ahead=7)
     assert repeat == [] and again.entries == []
     assert posted.account.next_due_at(7) == T0 + timedelta(days=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations, operations, operations)
+def test_a_merge_and_an_unmerge_keep_both_ledgers_equal_to_their_balances(
+    survivor_ops: list, duplicate_ops: list, between: list
+) -> None:
+    survivor, duplicate = Run(), Run()
+    duplicate.account = PointAccount(customer_id="cus_dup")
+    duplicate.n = 10_000  # distinct sources
+    for op in survivor_ops:
+        survivor.apply(*op)
+    for op in duplicate_ops:
+        duplicate.apply(*op)
+    total = survivor.account.balance + duplicate.account.balance
+    held = survivor.account.pending_points + duplicate.account.pending_points
+    moved_lots = {x.lot_id for x in duplicate.account.lots}
+    moved_pending = {p.lot_id for p in duplicate.account.pending}
+    out, into = merging.merge(duplicate.account, survivor.account, Cause("merge:m1", T0))
+    duplicate.post(out)
+    survivor.post(into)
+    for run in (survivor, duplicate):
+        run.check()
+    assert duplicate.account.balance == 0 and not duplicate.account.pending
+    assert survivor.account.balance == total and survivor.account.pending_points == held
+
+    survivor.spends = []
+    for op in between:
+        survivor.apply(*op)
+    back_out, back_in = merging.unmerge(
+        survivor.account, duplicate.account, moved_lots, moved_pending, Cause("unmerge:m1", T0)
+    )
+    survivor.post(back_out)
+    duplicate.post(back_in)
+    for run in (survivor, duplicate):
+        run.check()
+    assert not {x.lot_id for x in survivor.account.lots} & moved_lots
