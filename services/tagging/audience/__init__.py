@@ -25,6 +25,9 @@ Why columns in memory. The embedded store scans ~40,000 documents/s, so a scan-b
 a million customers takes half a minute; numpy masks over a million rows take about a
 millisecond per leaf. Upserts are row writes, so the engine stays current from events.
 
+Portraits (`portrait`): `TenantAudience.value_counts(audience, field)` counts a segment's
+members per value of an enum, text, boolean or multi-enum field from the same columns.
+
 Real time (`realtime`): per event, `upsert` the customer, then `SegmentPredicates` answers
 their memberships from their facts with the compiled predicates and `membership_change`
 gives the segments joined and left.

@@ -29,6 +29,11 @@ class Audience:
     def __len__(self) -> int:
         return self.count
 
+    @property
+    def rows(self) -> np.ndarray:
+        """The evaluation's mask over the tenant's rows (read-only use, for the engine)."""
+        return self._members
+
     def __contains__(self, customer_id: object) -> bool:
         if not isinstance(customer_id, str):
             return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import chain, islice
 
@@ -14,6 +14,7 @@ from services.tagging.audience.columns import ColumnView, TagColumn, ValueColumn
 from services.tagging.audience.encoding import Interner
 from services.tagging.audience.evaluate import Evaluation
 from services.tagging.audience.loading import Batch, latest_by_id
+from services.tagging.audience.portrait import value_counts
 from services.tagging.audience.rows import RowIndex
 from services.tagging.domain.rules.ast import Node
 from services.tagging.domain.rules.facts import BehaviourKey, CustomerFacts
@@ -63,6 +64,13 @@ class TenantAudience:
         segment's rule in `segment_rules` (absent: no members)."""
         members = Evaluation(self, now, segment_rules).mask(rule)
         return Audience(members, self._rows.share_ids(), self._order_of, self._rows.row_of)
+
+    def value_counts(self, audience: Audience, field: str) -> dict[Hashable, int]:
+        """A portrait of `audience` over `field`: members per value (see `portrait`), as the
+        columns hold it now, for the members still held."""
+        members = np.zeros(self._rows.size, dtype=bool)
+        members[: len(audience.rows)] = audience.rows
+        return value_counts(self.field(field), members & self.alive())
 
     # ------------------------------------------------------- what an evaluation reads
 

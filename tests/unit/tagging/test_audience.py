@@ -443,3 +443,20 @@ def test_replaced_behaviour_is_ignored_then_compacted_away() -> None:
     assert len(series) == 6
     audience.upsert(person("c0", behaviour=views))
     assert members(audience, searched) == ["c0", *(f"c{i}" for i in range(4, 10))]
+
+
+def test_a_portrait_counts_members_per_value() -> None:
+    audience = tenant(
+        person("a", gender="female", custom={"interests": ["golf", "tea"], "vip_club": True}),
+        person("b", gender="female", custom={"interests": ["tea"]}),
+        person("c", gender="male", custom={"vip_club": False}),
+        person("d"),
+        person("e", gender="female", birthday_month=5),
+    )
+    members = audience.evaluate(negate(attr("birthday_month", "exists")), NOW)
+    assert audience.value_counts(members, "gender") == {"female": 2, "male": 1, None: 1}
+    assert audience.value_counts(members, "custom.interests") == {"golf": 1, "tea": 2, None: 2}
+    assert audience.value_counts(members, "custom.vip_club") == {True: 1, False: 1, None: 2}
+    audience.remove("d")
+    assert audience.value_counts(members, "gender") == {"female": 2, "male": 1}
+    assert audience.value_counts(members, "nothing") == {None: 3}
