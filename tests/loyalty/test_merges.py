@@ -25,6 +25,13 @@ async def balance_is(api: httpx.AsyncClient, cid: str, expected: int) -> dict:
 async def test_a_merge_moves_the_duplicate_s_assets_and_an_unmerge_moves_them_back(
     api: httpx.AsyncClient, producer: AIOKafkaProducer, tenant: str
 ) -> None:
+    scheme = {
+        "tiers": [
+            {"tier_id": "silver", "name": "Silver", "threshold": 0},
+            {"tier_id": "gold", "name": "Gold", "threshold": 120},
+        ]
+    }
+    assert (await api.put("/tier-scheme", json=scheme)).status_code == 200
     survivor, duplicate = customer(), customer()
     await post(api, f"/customers/{survivor}/points/adjustments", {"points": 50, "reason": "x"})
     await publish(producer, tenant, paid(duplicate, "SO-D", ("L1", 10_000), ("L2", 5_000)))
@@ -51,6 +58,8 @@ async def test_a_merge_moves_the_duplicate_s_assets_and_an_unmerge_moves_them_ba
     assert (await get(api, f"/customers/{duplicate}/stored-value"))["balance"] == 0
     held = await get(api, f"/customers/{survivor}/benefits")
     assert [g["benefit_id"] for g in held["grants"]] == ["gift"]
+    tier = await get(api, f"/customers/{survivor}/tier")
+    assert (tier["tier_id"], tier["growth"]) == ("gold", 150)  # the duplicate's growth came
 
     # The duplicate's order now belongs to the survivor: its refund takes back from there.
     await publish(producer, tenant, refunded(survivor, "SO-D", "R1", ("L2", 5_000)))
@@ -69,6 +78,8 @@ async def test_a_merge_moves_the_duplicate_s_assets_and_an_unmerge_moves_them_ba
     assert (await get(api, f"/customers/{duplicate}/stored-value"))["principal"] == 1_000
     held = await get(api, f"/customers/{duplicate}/benefits")
     assert [g["benefit_id"] for g in held["grants"]] == ["gift"]
+    tier = await get(api, f"/customers/{survivor}/tier")
+    assert (tier["tier_id"], tier["growth"]) == ("gold", 0)  # no downgrade before evaluation
     for cid in (survivor, duplicate):
         ledger = await entries(api, cid)
         assert sum(e["points"] for e in ledger) == (await points(api, cid))["balance"]

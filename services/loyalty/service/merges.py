@@ -155,8 +155,11 @@ async def _take_growth_back(tx: Tx, tenant: str, record: MergeRecord, now: datet
 
 
 def _added(member: MemberTier, growth: dict[str, int], *, sign: int) -> MemberTier:
+    """Growth added by day; taken back, never below zero on a day (a refund since the
+    merge may have taken some of it back already)."""
     by_day = dict(member.growth_by_day)
     for day, value in growth.items():
-        by_day[day] = by_day.get(day, 0) + sign * value
-    total = member.lifetime_growth + sign * sum(growth.values())
+        after = by_day.get(day, 0) + sign * value
+        by_day[day] = max(after, 0) if sign < 0 else after
+    total = max(member.lifetime_growth + sign * sum(growth.values()), 0)
     return member.model_copy(update={"growth_by_day": by_day, "lifetime_growth": total})
