@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from services.tagging.audience import AudienceEngine, SegmentCycleError, TenantAudience
+from services.tagging.audience import AudienceEngine, SegmentCycleError, TenantAudience, engine
 from services.tagging.domain.rules.ast import (
     BehaviourCondition,
     Node,
@@ -460,3 +460,27 @@ def test_a_portrait_counts_members_per_value() -> None:
     audience.remove("d")
     assert audience.value_counts(members, "gender") == {"female": 2, "male": 1}
     assert audience.value_counts(members, "nothing") == {None: 3}
+
+
+def test_stats_and_prefixed_names_win_over_attributes_of_the_same_name() -> None:
+    shadowing = {"order_count": 99, "custom.nickname": "attr", "consent.sms.marketing": True}
+    people = [
+        person("c", stats={"order_count": 1}, custom={"nickname": "custom"}, **shadowing),
+    ]
+    assert_selects(people, attr("order_count", "eq", 1), ["c"])
+    assert_selects(people, attr("order_count", "eq", 99), [])
+    assert_selects(people, attr("custom.nickname", "eq", "custom"), ["c"])
+    assert_selects(people, attr("consent.sms.marketing", "exists"), [])
+
+
+def test_a_bulk_load_larger_than_a_chunk_keeps_the_last_facts_of_each_customer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "LOAD_CHUNK", 7)
+    audience = AudienceEngine().tenant("t")
+    audience.upsert_many(
+        person(f"c{i % 15:02d}", birthday_month=1 + i // 15, gender="female") for i in range(30)
+    )
+    assert len(audience) == 15
+    assert audience.evaluate(attr("birthday_month", "eq", 2), NOW).count == 15
+    assert members(audience, attr("gender", "exists"))[:3] == ["c00", "c01", "c02"]
