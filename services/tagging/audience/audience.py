@@ -2,8 +2,8 @@
 
 It keeps the evaluation's mask and the row -> customer id array of that moment (shared
 copy-on-write with the tenant, see `rows`), so later upserts and removals do not change it.
-Listing members in id order uses the tenant's cached order of rows by id while it is current,
-and sorts for itself otherwise.
+Listing members in id order uses the tenant's cached order of rows by id (merging in the few
+rows added since it was sorted) while no row has been reused, and sorts for itself otherwise.
 """
 
 from __future__ import annotations
@@ -13,15 +13,20 @@ from functools import cached_property
 
 import numpy as np
 
-#: (ids array, size) -> rows [0, size) ordered by customer id.
-OrderOf = Callable[[np.ndarray, int], np.ndarray]
+#: Rows [0, covered) ordered by customer id, and `covered`.
+IdOrder = tuple[np.ndarray, int]
+#: The tenant's id order as of a reuse count (None: rows were reused since).
+OrderOf = Callable[[int], IdOrder | None]
 RowOf = Callable[[str], int | None]
 
 
 class Audience:
-    def __init__(self, members: np.ndarray, ids: np.ndarray, order_of: OrderOf, row_of: RowOf):
+    def __init__(
+        self, members: np.ndarray, ids: np.ndarray, reuses: int, order_of: OrderOf, row_of: RowOf
+    ) -> None:
         self._members = members
         self._ids = ids
+        self._reuses = reuses
         self._order_of = order_of
         self._row_of = row_of
         self.count = int(np.count_nonzero(members))
@@ -48,12 +53,24 @@ class Audience:
         return self.sample(self.count)
 
     def sample(self, n: int) -> list[str]:
-        """The first `n` members in id order."""
+        """The first `n` members in id order: the tenant's cached order of rows by id, plus
+        a sort of the members in rows added since it was taken."""
         if n <= 0 or self.count == 0:
             return []
-        order = self._order_of(self._ids, len(self._members))
-        rows = order[self._members[order]][:n]
-        return self._ids[rows].tolist()  # type: ignore[no-any-return]
+        order, covered = self._order()
+        head = self._ids[order[self._members[order]][:n]].tolist()
+        tail = self._ids[np.flatnonzero(self._members[covered:]) + covered].tolist()
+        return sorted(head + tail)[:n] if tail else head  # type: ignore[no-any-return]
+
+    def _order(self) -> IdOrder:
+        size = len(self._members)
+        found = self._order_of(self._reuses)
+        if found is None:  # rows were reused since the evaluation: sort the snapshot itself
+            return np.argsort(self._ids[:size].astype(str), kind="stable"), size
+        order, covered = found
+        if covered > size:  # rows added after the evaluation are not in it
+            return order[order < size], size
+        return order, covered
 
     @cached_property
     def _member_set(self) -> frozenset[str]:

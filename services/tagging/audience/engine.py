@@ -8,7 +8,7 @@ from itertools import chain, islice
 
 import numpy as np
 
-from services.tagging.audience.audience import Audience
+from services.tagging.audience.audience import Audience, IdOrder
 from services.tagging.audience.behaviour import BehaviourSeries
 from services.tagging.audience.columns import ColumnView, TagColumn, ValueColumn
 from services.tagging.audience.encoding import Interner
@@ -36,7 +36,8 @@ class TenantAudience:
         self._fields: dict[str, ValueColumn] = {}
         self._tags: dict[str, TagColumn] = {}
         self._series: dict[BehaviourKey, BehaviourSeries] = {}
-        self._order: tuple[np.ndarray, int, np.ndarray] | None = None
+        #: (reuses, rows covered, those rows in id order): see `_order_of`.
+        self._order: tuple[int, int, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -63,7 +64,8 @@ class TenantAudience:
         """The customers matching `rule` at `now`; a `SegmentCondition` is answered by that
         segment's rule in `segment_rules` (absent: no members)."""
         members = Evaluation(self, now, segment_rules).mask(rule)
-        return Audience(members, self._rows.share_ids(), self._order_of, self._rows.row_of)
+        ids = self._rows.share_ids()
+        return Audience(members, ids, self._rows.reuses, self._order_of, self._rows.row_of)
 
     def value_counts(self, audience: Audience, field: str) -> dict[Hashable, int]:
         """A portrait of `audience` over `field`: members per value (see `portrait`), as the
@@ -115,8 +117,6 @@ class TenantAudience:
         for key, entries in batch.behaviour.items():
             flat = np.fromiter(chain.from_iterable(entries), np.int64, 3 * len(entries))
             self._append_behaviour(key, flat.reshape(-1, 3))
-        if not existed.all():  # a new id in a row: the cached id order no longer holds
-            self._order = None
 
     def _append_behaviour(self, key: BehaviourKey, entries: np.ndarray) -> None:
         """`entries`: one (row, day ordinal, count) per line."""
@@ -141,16 +141,18 @@ class TenantAudience:
 
     # -------------------------------------------------------------------- order
 
-    def _order_of(self, ids: np.ndarray, size: int) -> np.ndarray:
-        """Rows [0, size) of `ids` by ascending customer id; cached for the current rows."""
-        cached = self._order
-        if cached is not None and cached[0] is ids and cached[1] == size:
-            return cached[2]
-        # Fixed-width unicode sorts in C, by code point: Python's str order.
-        order = np.argsort(ids[:size].astype(str), kind="stable")
-        if ids is self._rows.ids and size == self._rows.size:
-            self._order = (ids, size, order)
-        return order
+    def _order_of(self, reuses: int) -> IdOrder | None:
+        """Rows [0, covered) in ascending id order, as they were at `reuses`; None if rows
+        were reused since. Rows added later are left to the caller (a short tail to merge),
+        until they are an eighth of the rows: then the order is sorted afresh."""
+        if reuses != self._rows.reuses:
+            return None
+        cached, size = self._order, self._rows.size
+        if cached is None or cached[0] != reuses or size - cached[1] > max(1024, cached[1] // 8):
+            # Fixed-width unicode sorts in C, by code point: Python's str order.
+            order = np.argsort(self._rows.ids[:size].astype(str), kind="stable")
+            cached = self._order = (reuses, size, order)
+        return cached[2], cached[1]
 
 
 class AudienceEngine:

@@ -31,6 +31,9 @@ class RowIndex:
         #: Counts writes over rows that held data (replacements and removals): behaviour
         #: series compare it with the count they last swept at.
         self.replacements = 0
+        #: Counts the times freed rows were given to new customers: an order of rows by id
+        #: taken at one count holds at that count, for the rows it covers.
+        self.reuses = 0
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -70,6 +73,8 @@ class RowIndex:
         """Free rows first, then rows past the end, for customers not held yet."""
         reused = min(len(customer_ids), len(self._free))
         rows = [self._free.pop() for _ in range(reused)]
+        if reused:
+            self.reuses += 1
         if reused and self._ids_shared:
             self.ids = self.ids.copy()
             self._ids_shared = False

@@ -484,3 +484,20 @@ def test_a_bulk_load_larger_than_a_chunk_keeps_the_last_facts_of_each_customer(
     assert len(audience) == 15
     assert audience.evaluate(attr("birthday_month", "eq", 2), NOW).count == 15
     assert members(audience, attr("gender", "exists"))[:3] == ["c00", "c01", "c02"]
+
+
+def test_id_order_follows_customers_added_after_it_was_sorted() -> None:
+    ids = [f"c{(i * 7919) % 5000:04d}" for i in range(3000)]  # distinct, not in order
+    audience = tenant(*(person(customer_id) for customer_id in ids[:100]))
+    everyone = attr("gender", "exists")
+    audience.upsert_many(person(c, gender="female") for c in ids[:100])
+    assert members(audience, everyone) == sorted(ids[:100])
+    for customer_id in ids[100:150]:  # a short tail, merged into the cached order
+        audience.upsert(person(customer_id, gender="female"))
+    assert members(audience, everyone) == sorted(ids[:150])
+    assert audience.evaluate(everyone, NOW).sample(5) == sorted(ids[:150])[:5]
+    audience.upsert_many(person(c, gender="female") for c in ids[150:])  # past an eighth
+    assert members(audience, everyone) == sorted(ids)
+    audience.remove(ids[0])
+    audience.upsert(person("a-new-first", gender="female"))  # takes the freed row
+    assert members(audience, everyone) == sorted(["a-new-first", *ids[1:]])
