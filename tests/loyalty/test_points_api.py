@@ -96,7 +96,9 @@ async def test_twenty_concurrent_redemptions_never_overdraw(api: httpx.AsyncClie
     assert sum(e["points"] for e in ledger) == account["balance"]
 
 
-async def test_paying_with_points_is_capped_per_order(api: httpx.AsyncClient) -> None:
+async def test_paying_with_points_is_capped_per_order_and_a_refund_gives_them_back(
+    api: httpx.AsyncClient,
+) -> None:
     cid = customer()
     await set_rule(api, point_value=10, max_payment_share=20, max_payment_points=500)
     await adjust(api, cid, 1_000)
@@ -113,6 +115,13 @@ async def test_paying_with_points_is_capped_per_order(api: httpx.AsyncClient) ->
     big = {"order_id": "SO-2", "order_amount": 1_000_000, "points": 501}
     capped = await post(api, path, big)
     assert capped.status_code == 422 and capped.json()["max_points"] == 500
+
+    refund = f"{path}/SO-1/refund"
+    back = await api.post(refund)
+    assert back.status_code == 201 and back.json()["account"]["balance"] == 1_000
+    assert back.json()["entry"]["kind"] == "restored"
+    assert (await api.post(refund)).json()["account"]["balance"] == 1_000
+    assert (await api.post(f"{path}/SO-9/refund")).status_code == 404
 
 
 async def test_the_sweep_reminds_ahead_of_expiry_then_expires_the_lot(

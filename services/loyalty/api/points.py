@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from servicekit.context import TenantDep
 from servicekit.pagination import Page, PageRequestDep
-from services.loyalty.api.deps import CustomerId, IdempotencyKeyDep, OperatorDep, PointsDep
+from services.loyalty.api.deps import (
+    CustomerId,
+    ExternalIdPath,
+    IdempotencyKeyDep,
+    OperatorDep,
+    PointsDep,
+)
 from services.loyalty.domain.earning import EarningRule
 from services.loyalty.domain.ledger import Entry, PointAccount
 from services.loyalty.domain.values import MAX_POINTS, ExternalId, Money, Points, Reason
@@ -163,3 +169,18 @@ async def pay_with_points(
         key=key,
     )
     return PostingView.of(posting, response)
+
+
+@router.post("/customers/{customer_id}/points/payments/{order_id}/refund", status_code=201)
+async def refund_points_payment(
+    customer_id: CustomerId,
+    order_id: ExternalIdPath,
+    tenant: TenantDep,
+    operator: OperatorDep,
+    points: PointsDep,
+    response: Response,
+) -> PostingView:
+    """The order paid with points was cancelled or refunded: its points go back into the
+    lots they came from, with their expiry. Publishes `loyalty.points_restored.v1`; the
+    same again answers 200 and restores nothing more. 404 `payment_not_found`."""
+    return PostingView.of(await points.refund_payment(tenant, customer_id, order_id), response)

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts.loyalty import PointsAdjusted, PointsSpent
+from contracts.loyalty import PointsAdjusted, PointsRestored, PointsSpent
 from servicekit.clock import utcnow
-from servicekit.errors import Conflict, DomainError
+from servicekit.errors import Conflict, DomainError, NotFound
 from servicekit.pagination import PageRequest
 from servicekit.unit_of_work import Tx, UnitOfWork
 from services.loyalty.domain import ledger
@@ -136,6 +136,39 @@ class PointsService:
             return spend_points(opened, spend, source)
 
         return await self._post(tenant, customer_id, source, change, points=points)
+
+    async def refund_payment(self, tenant: str, customer_id: str, order_id: str) -> Posting:
+        """The order paid with points was cancelled or refunded: the points go back into
+        the lots they came from, with their expiry (a linked `restored` entry)."""
+        source = f"payment:{order_id}:refunded"
+
+        async def change(tx: Tx, opened: OpenAccount) -> Entry:
+            paid = await EntryStore(tx.db).by_source(
+                tenant, f"payment:{order_id}", session=tx.session
+            )
+            if paid is None or paid.customer_id != customer_id:
+                raise NotFound(f"no points payment for order {order_id}", code="payment_not_found")
+            cause = Cause(
+                source=source,
+                at=opened.now,
+                reason=f"payment refunded:{order_id}",
+                order_id=order_id,
+                linked_entry_id=paid.entry_id,
+            )
+            entry = opened.post(ledger.restore(opened.account, paid, cause))[0]
+            opened.events.append(
+                PointsRestored(
+                    customer_id=customer_id,
+                    points=entry.points,
+                    reference=order_id,
+                    reason="payment_refunded",
+                    balance=opened.account.balance,
+                    restored_at=opened.now,
+                )
+            )
+            return entry
+
+        return await self._post(tenant, customer_id, source, change)
 
     async def _post(
         self, tenant: str, customer_id: str, source: str, change: Change, *, points: int = 0
