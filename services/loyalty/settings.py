@@ -11,7 +11,7 @@ class LoyaltySettings(ServiceSettings):
     #: and for tiers to warn about or evaluate.
     sweep_interval_seconds: float = 30.0
     #: The coupon service, for exchanging points for coupons.
-    coupon_base_url: str = "http://127.0.0.1:8004"
+    coupon_base_url: str = "http://127.0.0.1:8104"
     #: Seconds a call to the coupon service may take, and how many times a transport error
     #: is retried (with the same reference: the coupon service answers a repeat the same).
     coupon_timeout_seconds: float = 5.0
