@@ -5,8 +5,9 @@
     -> 201 {"coupon_id", "batch_id", "customer_id", "state", ...}
 
 The same reference returns the same coupon, so a call is retried (transport errors only:
-a connection refused or reset, a timeout) with the same reference and key. A 409 or 422 is
-a definite refusal (problem+json with a `code`); anything else leaves the outcome unknown."""
+a connection refused or reset, a timeout) with the same reference and key. A 409 or 422
+(or a 404: no such batch) is a definite refusal (problem+json with a `code`); anything else
+(a 5xx, a 429) leaves the outcome unknown."""
 
 from __future__ import annotations
 
@@ -64,12 +65,14 @@ class CouponClient:
         if response.status_code in (200, 201):
             body = response.json()
             return GrantedCoupon(
-                coupon_id=str(body["coupon_id"]),
+                # The agreed contract names it `coupon_id`; the coupon service answers its
+                # Coupon document, where it is `id`: either is accepted.
+                coupon_id=str(body.get("coupon_id") or body["id"]),
                 batch_id=str(body.get("batch_id", batch_id)),
                 customer_id=str(body.get("customer_id", customer_id)),
                 state=str(body.get("state", "")),
             )
-        if response.status_code in (409, 422):
+        if response.status_code in (404, 409, 422):  # no such batch, or a rule said no
             problem = _problem(response)
             raise CouponRefused(
                 response.status_code,
