@@ -2,4 +2,11 @@
 
 from fastapi import APIRouter
 
+from servicekit.jobs import jobs_router
+from services.reach.api import campaigns, messages, templates
+
 router = APIRouter()
+router.include_router(templates.router)
+router.include_router(campaigns.router)
+router.include_router(messages.router)
+router.include_router(jobs_router())

@@ -1,5 +1,12 @@
-"""Reach event handlers: contract event -> use case."""
+"""Reach event handlers: contract event -> use case. One consumer group per source topic."""
+
+from datetime import timedelta
 
 from servicekit.consumer import Subscription
+from services.reach.events import customers, others
+from services.reach.settings import ReachSettings
 
-SUBSCRIPTIONS: list[Subscription] = []
+
+def subscriptions(settings: ReachSettings) -> list[Subscription]:
+    window = timedelta(days=settings.attribution_window_days)
+    return [customers.subscription(window), others.TAGGING, others.COUPON, others.LOYALTY]

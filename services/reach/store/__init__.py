@@ -1,5 +1,15 @@
 """Reach store: every query of the reach service lives here."""
 
+from servicekit.jobs import JOB_INDEXES
 from servicekit.mongo import Index
+from services.reach.providers.sandbox import INDEXES as SANDBOX_INDEXES
+from services.reach.store import audience, campaigns, messages, templates
 
-INDEXES: list[Index] = []
+INDEXES: list[Index] = [
+    *audience.INDEXES,
+    *campaigns.INDEXES,
+    *messages.INDEXES,
+    *templates.INDEXES,
+    *SANDBOX_INDEXES,
+    *JOB_INDEXES,
+]

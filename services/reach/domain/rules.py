@@ -1,0 +1,108 @@
+"""Triggered rules (场景营销, on events): when an event of a kind arrives and its conditions
+hold, a message goes out after an optional delay. Pure: no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from services.reach.domain.channels import Channel, Purpose, Recipient
+
+Fact = str | int | float | bool | None
+
+
+class Trigger(StrEnum):
+    COUPON_CLAIMED = "coupon_claimed"
+    #: Before a claimed coupon's `valid_until` (`before_expiry_seconds`); cancelled when the
+    #: coupon is redeemed first.
+    COUPON_EXPIRING = "coupon_expiring"
+    TIER_UPGRADED = "tier_upgraded"
+    SEGMENT_JOINED = "segment_joined"
+    SEGMENT_LEFT = "segment_left"
+    FOLLOW_UP_REMINDER_DUE = "follow_up_reminder_due"
+    ORDER_PAID = "order_paid"
+    CUSTOMER_REGISTERED = "customer_registered"
+
+
+class Op(StrEnum):
+    EQ = "eq"
+    NE = "ne"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    IN = "in"
+
+
+class Condition(BaseModel):
+    field: str = Field(pattern=r"^[a-z_]{1,40}$")
+    op: Op
+    value: str | int | float | bool | list[str | int | float] | None
+
+
+class Rule(BaseModel):
+    tenant: str
+    rule_id: str
+    name: str
+    trigger: Trigger
+    conditions: list[Condition] = Field(default_factory=list, max_length=10)
+    delay_seconds: int = Field(0, ge=0, le=90 * 86_400)
+    before_expiry_seconds: int | None = Field(None, ge=0, le=90 * 86_400)
+    channel: Channel
+    purpose: Purpose = Purpose.MARKETING
+    template_id: str
+    template_version: int | None = Field(None, ge=1)
+    active: bool = True
+    created_by: str
+    created_at: datetime
+
+    @model_validator(mode="after")
+    def _expiry_only_for_expiring(self) -> Rule:
+        expiring = self.trigger is Trigger.COUPON_EXPIRING
+        if expiring != (self.before_expiry_seconds is not None):
+            raise ValueError(
+                "before_expiry_seconds is set for coupon_expiring rules, and only them"
+            )
+        return self
+
+    @property
+    def recipient(self) -> Recipient:
+        if self.trigger is Trigger.FOLLOW_UP_REMINDER_DUE:
+            return Recipient.ADVISOR
+        return Recipient.CUSTOMER
+
+
+def holds(rule: Rule, facts: dict[str, Any]) -> bool:
+    """Every condition holds of the event's facts (a missing fact fails its condition)."""
+    return all(_holds(c, facts.get(c.field)) for c in rule.conditions)
+
+
+def _holds(condition: Condition, fact: Any) -> bool:
+    want = condition.value
+    if condition.op is Op.IN:
+        return isinstance(want, list) and fact in want
+    if condition.op is Op.EQ:
+        return fact == want
+    if condition.op is Op.NE:
+        return fact != want
+    if fact is None or want is None or isinstance(want, list):
+        return False
+    try:
+        return {
+            Op.GT: fact > want,
+            Op.GTE: fact >= want,
+            Op.LT: fact < want,
+            Op.LTE: fact <= want,
+        }[condition.op]
+    except TypeError:
+        return False
+
+
+def send_time(rule: Rule, occurred_at: datetime, expires_at: datetime | None = None) -> datetime:
+    """When the rule's message is due: after the delay, or ahead of the coupon's expiry."""
+    if rule.before_expiry_seconds is not None and expires_at is not None:
+        return expires_at - timedelta(seconds=rule.before_expiry_seconds)
+    return occurred_at + timedelta(seconds=rule.delay_seconds)
