@@ -30,6 +30,7 @@ def _entry(
     debt: int,
     lots: list[Lot],
 ) -> ledger.Entry:
+    sign = -1 if kind == EntryKind.TRANSFERRED_OUT else 1
     return ledger.Entry(
         entry_id=new_id("pe"),
         customer_id=account.customer_id,
@@ -40,7 +41,10 @@ def _entry(
         source=cause.source,
         at=cause.at,
         balance_after=account.balance,
-        lots=[LotMove(lot_id=x.lot_id, points=x.remaining, expires_at=x.expires_at) for x in lots],
+        lots=[
+            LotMove(lot_id=x.lot_id, points=sign * x.remaining, expires_at=x.expires_at)
+            for x in lots
+        ],
         reason=cause.reason,
         linked_entry_id=cause.linked_entry_id,
     )
