@@ -8,7 +8,7 @@ What is timed (all in-process: the engine is in memory, the store only gives the
 - build: `TenantAudience.evaluate` of a small, a medium and a large segment rule, warm (the
   first evaluation is discarded), median of several runs;
 - real time: per event, `upsert` of one changed customer, their memberships of 10 segments
-  with the compiled predicates (`SegmentPredicates`), and the joined/left diff.
+  with the compiled predicates (`domain.segments.memberships`), and the joined/left diff.
 The yardstick: `store scan (find all)` over documents batch-inserted as `raw_capacity` does,
 so "a scan-based build of N customers would take N / scan rate seconds".
 """
@@ -36,12 +36,7 @@ from pymongo.write_concern import WriteConcern
 
 from bench.raw_capacity import Measurement, measure_insert_many, measure_scan, write_results
 from devstack import EmbeddedInfra, InfraConfig, free_ports
-from services.tagging.audience import (
-    AudienceEngine,
-    SegmentPredicates,
-    TenantAudience,
-    membership_change,
-)
+from services.tagging.audience import AudienceEngine, TenantAudience
 from services.tagging.domain.rules.ast import (
     BehaviourCondition,
     Node,
@@ -53,7 +48,14 @@ from services.tagging.domain.rules.ast import (
     segment,
     tag,
 )
+from services.tagging.domain.rules.compile import compile_rule
 from services.tagging.domain.rules.facts import CustomerFacts, PurchaseFacts, TagAssignment
+from services.tagging.domain.segments import (
+    CompiledSegment,
+    dependency_order,
+    membership_change,
+    memberships,
+)
 
 DEFAULT_CUSTOMERS = 1_000_000
 DEFAULT_EVENTS = 2_000
@@ -374,15 +376,18 @@ def changed(facts: CustomerFacts, index: int) -> CustomerFacts:
 
 
 def time_real_time(audience: TenantAudience, kept: list[CustomerFacts]) -> RealTime:
-    predicates = SegmentPredicates(SEGMENTS)
-    before = {c.customer_id: predicates.memberships(c, NOW) for c in kept}
+    predicates = [
+        CompiledSegment(sid, compile_rule(SEGMENTS[sid])) for sid in dependency_order(SEGMENTS)
+    ]
+    before = {c.customer_id: memberships(predicates, c, NOW) for c in kept}
     updates = [changed(c, i) for i, c in enumerate(kept)]  # the facts consumer's part
     latencies, upserts, joined, left = [], [], 0, 0
     for facts in updates:
         started = time.perf_counter()
         audience.upsert(facts)
         upserted = time.perf_counter()
-        change = membership_change(before[facts.customer_id], predicates.memberships(facts, NOW))
+        after = memberships(predicates, facts, NOW)
+        change = membership_change(before[facts.customer_id], after, SEGMENTS)
         finished = time.perf_counter()
         joined, left = joined + len(change.joined), left + len(change.left)
         latencies.append(finished - started)

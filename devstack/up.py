@@ -40,6 +40,11 @@ def process_env(infra: EmbeddedInfra, service_ports: dict[str, int]) -> dict[str
     env = {**os.environ, **infra.env(), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     for name, port in service_ports.items():
         env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+        # Where a service calls another directly (loyalty asks coupon for a coupon; reach
+        # pages through tagging's segment members): `<CALLER>_<CALLEE>_BASE_URL`.
+        for caller in service_ports:
+            if caller != name:
+                env[f"{caller.upper()}_{name.upper()}_BASE_URL"] = f"http://127.0.0.1:{port}"
     return env
 
 

@@ -35,9 +35,8 @@ Upserts are row writes (~0.3 ms), so the engine stays current from events. It ho
 Portraits (`portrait`): `TenantAudience.value_counts(audience, field)` counts a segment's
 members per value of an enum, text, boolean or multi-enum field from the same columns.
 
-Real time (`realtime`): per event, `upsert` the customer, then `SegmentPredicates` answers
-their memberships from their facts with the compiled predicates and `membership_change`
-gives the segments joined and left.
+Real time: per event the service upserts the customer here, while their memberships are
+decided from the store with the compiled predicates (`domain.segments.memberships`).
 
 Not thread-safe: a service uses it from its event loop. `upsert_many` is the bulk load;
 `upsert`/`remove` keep it current. An `Audience` is a snapshot: later writes do not change it.
@@ -46,18 +45,10 @@ Not thread-safe: a service uses it from its event loop. `upsert_many` is the bul
 from services.tagging.audience.audience import Audience
 from services.tagging.audience.engine import AudienceEngine, TenantAudience
 from services.tagging.audience.evaluate import SegmentCycleError
-from services.tagging.audience.realtime import (
-    MembershipChange,
-    SegmentPredicates,
-    membership_change,
-)
 
 __all__ = [
     "Audience",
     "AudienceEngine",
-    "MembershipChange",
     "SegmentCycleError",
-    "SegmentPredicates",
     "TenantAudience",
-    "membership_change",
 ]

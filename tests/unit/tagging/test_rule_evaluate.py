@@ -319,3 +319,11 @@ def test_the_compiled_rule_checks_cheap_children_before_behaviour_counts() -> No
     who = customer(gender="female")
     object.__setattr__(who, "behaviour", Exploding())
     assert compile_rule(rule)(who, NOW, {}) is False
+
+
+def test_integers_past_the_float_range_compare_without_overflow() -> None:
+    huge = 10**400
+    rule = attr("total_amount", "gte", huge)
+    for evaluate in EVALUATORS.values():
+        assert evaluate(rule, customer(stats={"total_amount": huge + 1}), NOW, {})
+        assert not evaluate(rule, customer(stats={"total_amount": huge - 1}), NOW, {})

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from servicekit.errors import InvalidInput
+from services.tagging.audience import AudienceEngine
 from services.tagging.domain.portraits import DIMENSIONS, Dimension, counted, tag_dimension, within
-from services.tagging.domain.rules.ast import all_of, attr, parse_rule, segment, tag
+from services.tagging.domain.rules.ast import all_of, attr, negate, parse_rule, segment, tag
 from services.tagging.domain.rules.compile import compile_rule
 from services.tagging.domain.rules.evaluate import matches
+from services.tagging.domain.rules.facts import TagAssignment
 from services.tagging.domain.rules.validate import find_problems
 from services.tagging.domain.segment_templates import (
     BUILT_IN_TEMPLATES,
@@ -138,3 +140,28 @@ def test_counted_shares_and_the_top_tags() -> None:
         ("VIP", 5, 0.5),
     ]
     assert counted(tags, [0, 0, 0], 0).buckets[0].share == 0.0
+
+
+def test_one_customers_memberships_agree_with_the_whole_tenant_build() -> None:
+    """The live path (compiled predicates per customer) and the audience engine (masks over
+    the tenant) give every customer the same answer."""
+    rules = {
+        "vip_women": all_of(segment("women"), tag("vip")),
+        "women": FEMALE,
+        "others": negate(segment("women")),
+        "dangling": segment("no_such_segment"),
+    }
+    people = [
+        customer(gender="female", tags={"vip": TagAssignment()}),
+        customer(gender="female"),
+        customer(gender="male", tags={"vip": TagAssignment()}),
+        customer(),
+    ]
+    people = [c.model_copy(update={"customer_id": f"c{i}"}) for i, c in enumerate(people)]
+    audience = AudienceEngine().tenant("t")
+    audience.upsert_many(people)
+    live = {who.customer_id: memberships(compiled(rules), who, NOW) for who in people}
+    for segment_id in rules:
+        built = audience.evaluate(segment(segment_id), NOW, rules)
+        for who in people:
+            assert (segment_id in live[who.customer_id]) is (who.customer_id in built)

@@ -11,7 +11,8 @@ def is_number(value: object) -> bool:
     # bool is an int in Python; a rule never means True when it says 1.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return math.isfinite(value)
+    # An int is always finite; math.isfinite would overflow on one past the float range.
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def is_integer(value: object) -> bool:
