@@ -153,6 +153,7 @@ async def test_membership_follows_events_and_tags_in_real_time(
     await members_become(api, big, set())
     await members_become(api, vip_big, set())
 
+    await events_settled(service, tenant, LEFT, 2)  # published after the commit
     found = [
         (e.type, e.data["segment_id"])
         for e in await events(service, tenant)

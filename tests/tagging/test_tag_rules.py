@@ -20,6 +20,7 @@ from tests.tagging.support import (
     Service,
     customer_id,
     events,
+    events_settled,
     publish,
     registered,
     spent,
@@ -69,6 +70,8 @@ async def test_spending_puts_high_value_on_and_a_refund_takes_it_off(
     await has_tags(service, tenant, cid, {"high_value": "rule"})
     await publish(service, tenant, spent(cid, 100))
     await has_tags(service, tenant, cid, {})
+    # The relay publishes after the commit: wait for the last event, then read them all.
+    await events_settled(service, tenant, "tagging.tag_removed.v1", 1)
     found = await events(service, tenant)
     assert [(e.type, e.data["tag_id"]) for e in found] == [
         ("tagging.tag_assigned.v1", "high_value"),
