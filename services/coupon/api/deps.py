@@ -1,4 +1,6 @@
-"""The coupon service's route dependencies: use cases built from the runtime."""
+"""The coupon service's route dependencies: use cases built from the runtime. They are
+`async def` although they do no I/O: FastAPI runs a plain `def` dependency in a worker
+thread, a hop the claim hot path cannot afford."""
 
 from __future__ import annotations
 
@@ -29,11 +31,11 @@ def settings_of(runtime: Runtime) -> CouponSettings:
     return settings
 
 
-def _budgets(runtime: RuntimeDep) -> BudgetService:
+async def _budgets(runtime: RuntimeDep) -> BudgetService:
     return BudgetService(runtime.uow, BudgetStore(runtime.db))
 
 
-def _campaigns(runtime: RuntimeDep) -> CampaignService:
+async def _campaigns(runtime: RuntimeDep) -> CampaignService:
     db = runtime.db
     return CampaignService(
         runtime.uow,
@@ -45,16 +47,16 @@ def _campaigns(runtime: RuntimeDep) -> CampaignService:
     )
 
 
-def _desk(runtime: RuntimeDep) -> ClaimDesk:
+async def _desk(runtime: RuntimeDep) -> ClaimDesk:
     return runtime.state.get(parts.DESK) or parts.install(runtime)
 
 
-def _limiter(runtime: RuntimeDep) -> RateLimiter:
-    _desk(runtime)
+async def _limiter(runtime: RuntimeDep) -> RateLimiter:
+    await _desk(runtime)
     return runtime.state[parts.LIMITER]
 
 
-def _redemption(runtime: RuntimeDep) -> RedemptionService:
+async def _redemption(runtime: RuntimeDep) -> RedemptionService:
     return parts.redemption(runtime, settings_of(runtime))
 
 

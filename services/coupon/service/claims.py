@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
@@ -30,7 +30,7 @@ from servicekit.errors import Conflict, NotFound
 from servicekit.mongo import Document
 from servicekit.runtime import Runtime
 from servicekit.unit_of_work import Tx
-from services.coupon.domain.batches import Audience
+from services.coupon.domain.batches import Audience, BatchSpec
 from services.coupon.domain.coupons import (
     REFUSAL_DETAIL,
     Coupon,
@@ -44,7 +44,15 @@ from services.coupon.domain.coupons import (
 from services.coupon.service.batching import Batcher
 from services.coupon.settings import CouponSettings
 from services.coupon.store.batches import Batch, BatchState, BatchStore
-from services.coupon.store.coupons import CouponStore, coupon_doc
+from services.coupon.store.coupons import (
+    COUPONS,
+    DAILY,
+    CouponStore,
+    coupon_doc,
+    coupon_id,
+    daily_id,
+    grant_id,
+)
 from services.coupon.store.customers import CustomerOrdersStore
 from services.coupon.store.races import is_duplicate_key
 
@@ -82,7 +90,8 @@ class _Seat:
     index: int
     slot: int
     day: str
-    day_slot: int
+    #: Taken only in batches with a daily limit.
+    day_slot: int | None
 
 
 @dataclass
@@ -124,15 +133,17 @@ def _free(taken: set[int], limit: int) -> int | None:
 
 def new_coupon(
     batch: Batch,
+    slot: int | str,
     customer_id: str,
     channel: str,
     reference: str | None,
     now: datetime,
     rng: random.Random,
 ) -> Coupon:
+    """The customer's coupon in `slot` of the batch (its id is derived from the slot)."""
     valid_from, valid_until = batch.spec.validity.window(now)
     return Coupon(
-        id=f"cpn_{uuid.uuid4().hex}",
+        id=coupon_id(batch.tenant, batch.id, customer_id, slot),
         batch_id=batch.id,
         campaign_id=batch.campaign_id,
         customer_id=customer_id,
@@ -205,8 +216,8 @@ class BatchIssuer:
         await self._limits(tx, batch, requests, plan, now)
         await self._stock(batch, plan)
         if plan.seats:
-            docs, events = self._coupons(batch, requests, plan, now)
-            await self.desk.coupons.insert_many(docs, tx.session)
+            docs, daily, grants, events = self._coupons(batch, requests, plan, now)
+            await self.desk.coupons.issue(docs, daily, grants, tx.session)
             await tx.emit(*events, tenant=self.tenant)
         return plan
 
@@ -214,13 +225,14 @@ class BatchIssuer:
         refs = sorted({r.reference for r in requests if r.reference})
         if not refs:
             return
-        found = await self.desk.coupons.by_references(self.tenant, self.batch_id, refs, tx.session)
+        keys = {ref: grant_id(self.tenant, self.batch_id, ref) for ref in refs}
+        found = await self.desk.coupons.granted(list(keys.values()), tx.session)
         first: dict[str, int] = {}
         for i, r in enumerate(requests):
             if r.reference is None:
                 continue
-            if r.reference in found:
-                plan.outcomes[i] = Claimed(found[r.reference], created=False)
+            if keys[r.reference] in found:
+                plan.outcomes[i] = Claimed(found[keys[r.reference]], created=False)
             elif r.reference in first:
                 plan.followers[i] = first[r.reference]
             else:
@@ -240,23 +252,46 @@ class BatchIssuer:
     async def _limits(
         self, tx: Tx, batch: Batch, requests: list[ClaimRequest], plan: _Plan, now: datetime
     ) -> None:
+        """Per-customer and daily limits: the slots the claimants already hold are read by
+        their keys (one `_id $in` read each), then each claim takes the next free slot."""
         open_ = plan.open()
         customers = sorted({requests[i].customer_id for i in open_})
         if not customers:
             return
-        held = await self.desk.coupons.held(self.tenant, self.batch_id, customers, tx.session)
-        slots: dict[str, set[int]] = {}
-        day_slots: dict[tuple[str, str], set[int]] = {}
-        for doc in held:
-            slots.setdefault(doc["customer_id"], set()).add(doc["slot"])
-            day_slots.setdefault((doc["customer_id"], doc["day"]), set()).add(doc["day_slot"])
+        spec = batch.spec
         today = local_day(now, self.desk.zone)
+        slots = await self._taken(
+            COUPONS, customers, spec.per_customer_limit,
+            lambda c, n: coupon_id(self.tenant, self.batch_id, c, n), tx,
+        )  # fmt: skip
+        day_slots: dict[str, set[int]] = {}
+        if spec.per_customer_daily_limit is not None:
+            day_slots = await self._taken(
+                DAILY, customers, spec.per_customer_daily_limit,
+                lambda c, n: daily_id(self.tenant, self.batch_id, c, today, n), tx,
+            )  # fmt: skip
         for i in open_:
-            seat = _seat(batch, i, requests[i].customer_id, today, slots, day_slots)
+            seat = _seat(spec, i, requests[i].customer_id, today, slots, day_slots)
             if isinstance(seat, Refusal):
                 plan.outcomes[i] = seat
             else:
                 plan.seats.append(seat)
+
+    async def _taken(
+        self,
+        collection: str,
+        customers: list[str],
+        limit: int,
+        key_of: Callable[[str, int], str],
+        tx: Tx,
+    ) -> dict[str, set[int]]:
+        keys = {key_of(c, n): (c, n) for c in customers for n in range(1, limit + 1)}
+        found = await self.desk.coupons.existing(collection, list(keys), tx.session)
+        taken: dict[str, set[int]] = {c: set() for c in customers}
+        for k in found:
+            customer, n = keys[k]
+            taken[customer].add(n)
+        return taken
 
     async def _stock(self, batch: Batch, plan: _Plan) -> None:
         need = len(plan.seats) - self.lease
@@ -281,43 +316,44 @@ class BatchIssuer:
 
     def _coupons(
         self, batch: Batch, requests: list[ClaimRequest], plan: _Plan, now: datetime
-    ) -> tuple[list[Document], list[CouponClaimed]]:
-        docs, events = [], []
+    ) -> tuple[list[Document], list[str], dict[str, str], list[CouponClaimed]]:
+        docs, daily, grants, events = [], [], {}, []
         for seat in plan.seats:
             r = requests[seat.index]
-            coupon = new_coupon(batch, r.customer_id, r.channel, r.reference, now, self.desk.rng)
-            plan.issued[seat.index] = coupon
-            docs.append(
-                coupon_doc(
-                    self.tenant, coupon, slot=seat.slot, day=seat.day, day_slot=seat.day_slot
-                )
+            coupon = new_coupon(
+                batch, seat.slot, r.customer_id, r.channel, r.reference, now, self.desk.rng
             )
+            plan.issued[seat.index] = coupon
+            docs.append(coupon_doc(self.tenant, coupon))
+            if seat.day_slot is not None:
+                daily.append(
+                    daily_id(self.tenant, self.batch_id, r.customer_id, seat.day, seat.day_slot)
+                )
+            if r.reference is not None:
+                grants[grant_id(self.tenant, self.batch_id, r.reference)] = coupon.id
             events.append(claimed_event(coupon))
-        return docs, events
+        return docs, daily, grants, events
 
 
 def _seat(
-    batch: Batch,
+    spec: BatchSpec,
     index: int,
     customer: str,
     today: str,
     slots: dict[str, set[int]],
-    day_slots: dict[tuple[str, str], set[int]],
+    day_slots: dict[str, set[int]],
 ) -> _Seat | Refusal:
     """The free slots this claim takes, or the limit it hits."""
-    spec = batch.spec
-    taken = slots.setdefault(customer, set())
+    taken = slots[customer]
     slot = _free(taken, spec.per_customer_limit)
     if slot is None:
         return Refusal.LIMIT_REACHED
-    day_slot = slot
+    day_slot = None
     if spec.per_customer_daily_limit is not None:
-        today_taken = day_slots.setdefault((customer, today), set())
-        found = _free(today_taken, spec.per_customer_daily_limit)
-        if found is None:
+        day_slot = _free(day_slots[customer], spec.per_customer_daily_limit)
+        if day_slot is None:
             return Refusal.DAILY_LIMIT_REACHED
-        day_slot = found
-        today_taken.add(day_slot)
+        day_slots[customer].add(day_slot)
     taken.add(slot)
     return _Seat(index, slot, today, day_slot)
 
@@ -335,16 +371,27 @@ class ClaimDesk:
         self.customers = CustomerOrdersStore(runtime.db)
         self._issuers: dict[tuple[str, str], BatchIssuer] = {}
         self._cache: dict[tuple[str, str], tuple[float, Batch]] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[Batch]] = {}
 
     async def batch(self, tenant: str, batch_id: str) -> Batch:
+        """The batch as read at most `BATCH_CACHE_SECONDS` ago. Concurrent callers share one
+        read when it is due, so a stampede costs the store one read per period."""
         key = (tenant, batch_id)
         cached = self._cache.get(key)
         if cached and time.monotonic() - cached[0] < BATCH_CACHE_SECONDS:
             return cached[1]
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(tenant, batch_id))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, tenant: str, batch_id: str) -> Batch:
         batch = await self.batches.get(tenant, batch_id)
         if batch is None:
             raise NotFound(f"no batch {batch_id}", code="batch_not_found")
-        self._cache[key] = (time.monotonic(), batch)
+        self._cache[(tenant, batch_id)] = (time.monotonic(), batch)
         return batch
 
     def issuer(self, tenant: str, batch_id: str) -> BatchIssuer:

@@ -132,11 +132,8 @@ class RedemptionService:
                     code="coupon_not_applicable",
                     reason=str(offer.reason),
                 )
-            lock = {
-                "order_id": order.order_id,
-                "discount": offer.discount,
-                "expires_at": now + timedelta(seconds=self.p.lock_seconds),
-            }
+            expires = now + timedelta(seconds=self.p.lock_seconds)
+            lock = {"order_id": order.order_id, "discount": offer.discount, "expires_at": expires}
             locked = await self.p.coupons.change(
                 tenant,
                 coupon_id,
@@ -146,11 +143,12 @@ class RedemptionService:
                         {"state": LOCKED, "lock.expires_at": {"$lte": now}},
                     ]
                 },
-                {"$set": {"state": LOCKED, "lock": lock, "active_order_id": order.order_id}},
+                {"$set": {"state": LOCKED, "lock": lock}},
                 tx.session,
             )
             if locked is None:
                 raise Conflict("the coupon is not available", code="coupon_not_available")
+            await self._link(tx, tenant, order.order_id, locked.id, expires, now)
             return locked
 
         try:
@@ -161,6 +159,23 @@ class RedemptionService:
             raise Conflict(
                 "the order already holds a coupon: one coupon per order", code="order_has_coupon"
             ) from None
+
+    async def _link(
+        self, tx: Tx, tenant: str, order_id: str, coupon_id: str, expires: datetime, now: datetime
+    ) -> None:
+        """The order names this coupon, unless it still holds (or used) another one."""
+        link = await self.p.coupons.order_link(tenant, order_id, tx.session)
+        if link is None:
+            await self.p.coupons.link_order(tenant, order_id, coupon_id, expires, tx.session)
+            return
+        if link["coupon_id"] != coupon_id:
+            other = await self.p.coupons.get(tenant, link["coupon_id"], tx.session)
+            if other is not None and _holds(other, order_id, now):
+                raise Conflict(
+                    "the order already holds a coupon: one coupon per order",
+                    code="order_has_coupon",
+                )
+        await self.p.coupons.relink_order(tenant, order_id, coupon_id, expires, tx.session)
 
     async def _owned(self, tx: Tx, tenant: str, customer_id: str, coupon_id: str) -> Coupon:
         coupon = await self.p.coupons.get(tenant, coupon_id, tx.session)
@@ -192,19 +207,12 @@ class RedemptionService:
             coupon.id,
             # Locked for it, or the lock lapsed and nobody took the coupon since.
             {"state": {"$in": [LOCKED, AVAILABLE]}, "lock.order_id": order_id},
-            {
-                "$set": {
-                    "state": USED,
-                    "order_id": order_id,
-                    "discount": discount,
-                    "used_at": now,
-                    "active_order_id": order_id,
-                },
-            },
+            {"$set": {"state": USED, "order_id": order_id, "discount": discount, "used_at": now}},
             tx.session,
         )
         if used is None:
             raise Conflict("the coupon is no longer held for this order", code="coupon_not_locked")
+        await self.p.coupons.relink_order(tenant, order_id, used.id, None, tx.session)
         await self._charge(tx, tenant, used, Movement.CONSUME, discount)
         await tx.emit(
             CouponRedeemed(
@@ -255,13 +263,12 @@ class RedemptionService:
         follow = await self.p.batches.get(tenant, batch.follow_up_batch_id, tx.session)
         if follow is None or not await self.p.batches.take_one(tenant, follow.id, tx.session):
             return  # the follow-up batch is sold out: nothing to return
+        # Its slot is the order, outside the per-customer slots: one per qualifying order.
+        reference = f"order:{used.order_id}"
         coupon = new_coupon(
-            follow, used.customer_id, "order_return", f"order:{used.order_id}", now, self.p.rng
+            follow, reference, used.customer_id, "order_return", reference, now, self.p.rng
         )
-        slot = f"order:{used.order_id}"
-        doc = coupon_doc(tenant, coupon, slot=0, day=slot, day_slot=0)
-        doc["slot"] = doc["day_slot"] = slot
-        await self.p.coupons.insert_many([doc], tx.session)
+        await self.p.coupons.insert_one(coupon_doc(tenant, coupon), tx.session)
         await tx.emit(claimed_event(coupon), tenant=tenant)
 
     # --------------------------------------------------------- release and refund
@@ -276,15 +283,19 @@ class RedemptionService:
 
     async def release_in(self, tx: Tx, tenant: str, order_id: str) -> Coupon | None:
         coupon = await self.p.coupons.for_order(tenant, order_id, tx.session)
-        if coupon is None or coupon.state != CouponState.LOCKED:
-            return coupon if coupon and coupon.state == CouponState.AVAILABLE else None
-        return await self.p.coupons.change(
+        if coupon is None or coupon.lock is None or coupon.lock.order_id != order_id:
+            return None
+        if coupon.state not in (CouponState.LOCKED, CouponState.AVAILABLE):
+            return None  # used: a cancelled paid order is a refund
+        released = await self.p.coupons.change(
             tenant,
             coupon.id,
-            {"state": LOCKED, "lock.order_id": order_id},
-            {"$set": {"state": AVAILABLE}, "$unset": {"lock": "", "active_order_id": ""}},
+            {"state": {"$in": [LOCKED, AVAILABLE]}, "lock.order_id": order_id},
+            {"$set": {"state": AVAILABLE}, "$unset": {"lock": ""}},
             tx.session,
         )
+        await self.p.coupons.unlink_order(tenant, order_id, tx.session)
+        return released
 
     async def refund(self, tenant: str, order_id: str) -> RefundAnswer:
         return await self._run(lambda tx: self.refund_in(tx, tenant, order_id))
@@ -311,7 +322,6 @@ class RedemptionService:
                 "$set": {"state": AVAILABLE},
                 "$unset": {
                     "lock": "",
-                    "active_order_id": "",
                     "order_id": "",
                     "discount": "",
                     "used_at": "",
@@ -321,6 +331,7 @@ class RedemptionService:
         )
         if restored is None:
             return RefundAnswer(coupon=coupon, restored=False, reason="no_coupon_used")
+        await self.p.coupons.unlink_order(tenant, order_id, tx.session)
         await self._charge(tx, tenant, coupon, Movement.RESTORE, discount)
         await tx.emit(
             CouponRestored(
@@ -361,22 +372,42 @@ class RedemptionService:
     # ------------------------------------------------------------------ lock sweep
 
     async def sweep_expired_locks(self, limit: int = 200) -> int:
-        """Locks whose order was not paid in time let their coupon go. The lock itself is
-        kept, so a payment that still arrives for that order can use the coupon if nobody
-        took it meanwhile."""
+        """Locks whose order was not paid in time let their coupon go. The order keeps its
+        link and the coupon its lock, so a payment that still arrives for that order can use
+        the coupon if nobody took it meanwhile."""
         now = utcnow()
         swept = 0
-        for doc in await self.p.coupons.expired_locks(now, limit):
+        for link in await self.p.coupons.expired_locks(now, limit):
+            tenant, order_id = link["_id"].split(":", 1)
 
-            async def work(tx: Tx, doc: dict = doc) -> Coupon | None:
-                return await self.p.coupons.change(
-                    doc["tenant"],
-                    doc["_id"],
-                    {"state": LOCKED, "lock.expires_at": {"$lte": now}},
-                    {"$set": {"state": AVAILABLE}, "$unset": {"active_order_id": ""}},
-                    tx.session,
-                )
+            async def work(tx: Tx, tenant: str = tenant, order_id: str = order_id) -> bool:
+                return await self._lapse(tx, tenant, order_id, now)
 
-            if await self._run(work) is not None:
-                swept += 1
+            swept += await self._run(work)
         return swept
+
+    async def _lapse(self, tx: Tx, tenant: str, order_id: str, now: datetime) -> bool:
+        link = await self.p.coupons.order_link(tenant, order_id, tx.session)
+        if link is None or link.get("expires_at") is None or link["expires_at"] > now:
+            return False
+        lapsed = await self.p.coupons.change(
+            tenant,
+            link["coupon_id"],
+            {"state": LOCKED, "lock.order_id": order_id, "lock.expires_at": {"$lte": now}},
+            {"$set": {"state": AVAILABLE}},
+            tx.session,
+        )
+        await self.p.coupons.relink_order(tenant, order_id, link["coupon_id"], None, tx.session)
+        return lapsed is not None
+
+
+def _holds(coupon: Coupon, order_id: str, now: datetime) -> bool:
+    """Whether the coupon is still held for, or was used by, the order."""
+    if coupon.state == CouponState.USED:
+        return coupon.order_id == order_id
+    lock = coupon.lock
+    return (
+        coupon.state == CouponState.LOCKED
+        and lock is not None
+        and (lock.order_id == order_id and lock.expires_at > now)
+    )

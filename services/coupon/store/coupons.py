@@ -1,13 +1,21 @@
-"""Coupons in wallets. The unique indexes are the last line of every race:
+"""Coupons in wallets, and the keys that settle every race.
 
-- (batch, customer, slot): a customer's n-th coupon of a batch takes slot n of at most
-  `per_customer_limit`, so two replicas can never both give the same customer one too many;
-- (batch, customer, day, day_slot): the same for the daily limit;
-- (batch, reference): one grant per partner reference;
-- (active_order_id): one coupon per order, while locked or used."""
+The embedded store pays for each index on every insert (about 0.15 ms per document per
+index, partial or not), and claims are the hot path, so coupons carry one secondary index
+(the wallet's) and the rules live in keys:
+
+- a coupon's `_id` is a digest of (tenant, batch, customer, slot): a customer's n-th coupon
+  of a batch takes slot n of at most `per_customer_limit`, so two replicas can never both
+  give one customer one too many (the second insert of an `_id` fails);
+- `daily_claims` holds one key per (batch, customer, day, daily slot), only for batches
+  with a daily limit;
+- `grant_references` maps (batch, reference) to the coupon a grant made;
+- `order_coupons` maps an order to the one coupon it holds or used (one coupon per order),
+  with the lock's expiry while it is locked."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -19,83 +27,100 @@ from servicekit.pagination import PageRequest, next_cursor
 from services.coupon.domain.coupons import Coupon, CouponState
 
 COUPONS = "coupons"
+DAILY = "daily_claims"
+GRANTS = "grant_references"
+ORDERS = "order_coupons"
 
 INDEXES = [
-    Index(COUPONS, [("tenant", 1), ("batch_id", 1), ("customer_id", 1), ("slot", 1)], unique=True),
-    Index(
-        COUPONS,
-        [("tenant", 1), ("batch_id", 1), ("customer_id", 1), ("day", 1), ("day_slot", 1)],
-        unique=True,
-    ),
-    Index(
-        COUPONS,
-        [("tenant", 1), ("batch_id", 1), ("reference", 1)],
-        unique=True,
-        partial={"reference": {"$type": "string"}},
-    ),
-    Index(
-        COUPONS,
-        [("tenant", 1), ("active_order_id", 1)],
-        unique=True,
-        partial={"active_order_id": {"$type": "string"}},
-    ),
-    Index(COUPONS, [("tenant", 1), ("customer_id", 1), ("_id", -1)]),
-    Index(COUPONS, [("state", 1), ("lock.expires_at", 1)]),
-    Index(COUPONS, [("tenant", 1), ("lock.order_id", 1)]),
+    Index(COUPONS, [("tenant", 1), ("customer_id", 1)]),
+    Index(ORDERS, [("expires_at", 1)], partial={"expires_at": {"$type": "date"}}),
 ]
+
+
+def key(*parts: str | int) -> str:
+    """An opaque, fixed-length id naming exactly `parts`."""
+    raw = "\x1f".join(str(p) for p in parts).encode()
+    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def coupon_id(tenant: str, batch_id: str, customer_id: str, slot: int | str) -> str:
+    return f"cpn_{key(tenant, batch_id, customer_id, slot)}"
+
+
+def daily_id(tenant: str, batch_id: str, customer_id: str, day: str, slot: int) -> str:
+    return key(tenant, batch_id, customer_id, day, slot)
+
+
+def grant_id(tenant: str, batch_id: str, reference: str) -> str:
+    return key(tenant, batch_id, "ref", reference)
 
 
 def coupon(doc: Document) -> Coupon:
     return Coupon.model_validate({**doc, "id": doc["_id"]})
 
 
-def coupon_doc(tenant: str, c: Coupon, *, slot: int, day: str, day_slot: int) -> Document:
+def coupon_doc(tenant: str, c: Coupon) -> Document:
     doc = c.model_dump(mode="python", exclude={"id"}, exclude_none=True)
-    return {"_id": c.id, "tenant": tenant, **doc, "slot": slot, "day": day, "day_slot": day_slot}
+    return {"_id": c.id, "tenant": tenant, **doc}
 
 
 class CouponStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.coupons = db[COUPONS]
+        self.daily = db[DAILY]
+        self.grants = db[GRANTS]
+        self.orders = db[ORDERS]
 
-    async def insert_many(self, docs: list[Document], session: AsyncClientSession) -> None:
-        await self.coupons.insert_many(docs, ordered=False, session=session)
+    # ------------------------------------------------------------------ claiming
 
-    async def held(
-        self, tenant: str, batch_id: str, customers: list[str], session: AsyncClientSession
-    ) -> list[Document]:
-        """Slots and days of the customers' coupons of the batch (for limits)."""
-        return await self.coupons.find(
-            {"tenant": tenant, "batch_id": batch_id, "customer_id": {"$in": customers}},
-            {"customer_id": 1, "slot": 1, "day": 1, "day_slot": 1},
-            session=session,
-        ).to_list()
+    async def issue(
+        self,
+        coupons: list[Document],
+        daily: list[str],
+        grants: dict[str, str],
+        session: AsyncClientSession,
+    ) -> None:
+        """Insert the coupons with their daily keys and grant references; a key taken
+        meanwhile by another replica aborts the transaction (DuplicateKeyError)."""
+        await self.coupons.insert_many(coupons, ordered=False, session=session)
+        if daily:
+            await self.daily.insert_many([{"_id": k} for k in daily], session=session)
+        if grants:
+            docs = [{"_id": g, "coupon_id": c} for g, c in grants.items()]
+            await self.grants.insert_many(docs, session=session)
 
-    async def by_references(
-        self, tenant: str, batch_id: str, references: list[str], session: AsyncClientSession
-    ) -> dict[str, Coupon]:
-        docs = await self.coupons.find(
-            {"tenant": tenant, "batch_id": batch_id, "reference": {"$in": references}},
-            session=session,
-        ).to_list()
-        return {d["reference"]: coupon(d) for d in docs}
+    async def existing(
+        self, collection: str, ids: list[str], session: AsyncClientSession
+    ) -> set[str]:
+        """Which of `ids` exist (coupons or daily keys): one `_id $in` read."""
+        if not ids:
+            return set()
+        docs = (
+            await self.coupons.database[collection]
+            .find({"_id": {"$in": ids}}, {"_id": 1}, session=session)
+            .to_list()
+        )
+        return {d["_id"] for d in docs}
+
+    async def granted(self, ids: list[str], session: AsyncClientSession) -> dict[str, Coupon]:
+        """The coupons earlier grants made, by grant key."""
+        links = await self.grants.find({"_id": {"$in": ids}}, session=session).to_list()
+        if not links:
+            return {}
+        coupon_ids = [link["coupon_id"] for link in links]
+        docs = await self.coupons.find({"_id": {"$in": coupon_ids}}, session=session).to_list()
+        by_id = {d["_id"]: coupon(d) for d in docs}
+        return {link["_id"]: by_id[link["coupon_id"]] for link in links}
+
+    async def insert_one(self, doc: Document, session: AsyncClientSession) -> None:
+        await self.coupons.insert_one(doc, session=session)
+
+    # -------------------------------------------------------------------- reading
 
     async def get(
         self, tenant: str, coupon_id: str, session: AsyncClientSession | None = None
     ) -> Coupon | None:
         doc = await self.coupons.find_one({"_id": coupon_id, "tenant": tenant}, session=session)
-        return coupon(doc) if doc else None
-
-    async def for_order(
-        self, tenant: str, order_id: str, session: AsyncClientSession | None = None
-    ) -> Coupon | None:
-        """The coupon held or used by the order, or whose lapsed lock last named it."""
-        doc = await self.coupons.find_one(
-            {"tenant": tenant, "active_order_id": order_id}, session=session
-        ) or await self.coupons.find_one(
-            {"tenant": tenant, "lock.order_id": order_id, "state": str(CouponState.AVAILABLE)},
-            session=session,
-        )
         return coupon(doc) if doc else None
 
     async def wallet(
@@ -105,10 +130,15 @@ class CouponStore:
         if states:
             query["state"] = {"$in": states}
         if page.after:
-            query["_id"] = {"$lt": page.after_value("id")}
-        docs = await self.coupons.find(query).sort("_id", -1).limit(page.limit + 1).to_list()
+            at = datetime.fromisoformat(str(page.after_value("claimed_at")))
+            last = page.after_value("id")
+            query["$or"] = [{"claimed_at": {"$lt": at}}, {"claimed_at": at, "_id": {"$lt": last}}]
+        docs = await (
+            self.coupons.find(query).sort([("claimed_at", -1), ("_id", -1)]).limit(page.limit + 1)
+        ).to_list()
         items = [coupon(d) for d in docs]
-        return items[: page.limit], next_cursor([{"id": c.id} for c in items], page.limit, "id")
+        marks = [{"id": c.id, "claimed_at": c.claimed_at.isoformat()} for c in items]
+        return items[: page.limit], next_cursor(marks, page.limit, "id", "claimed_at")
 
     async def usable(self, tenant: str, customer_id: str, now: datetime) -> list[Coupon]:
         """Coupons that may apply at checkout: available or locked, validity not over."""
@@ -122,24 +152,8 @@ class CouponStore:
         ).to_list(500)
         return [coupon(d) for d in docs]
 
-    async def change(
-        self,
-        tenant: str,
-        coupon_id: str,
-        expect: dict[str, Any],
-        update: dict[str, Any],
-        session: AsyncClientSession,
-    ) -> Coupon | None:
-        """Apply `update` only if the coupon still matches `expect`; None when it does not."""
-        doc = await self.coupons.find_one_and_update(
-            {"_id": coupon_id, "tenant": tenant, **expect},
-            update,
-            session=session,
-            return_document=True,
-        )
-        return coupon(doc) if doc else None
-
     async def count_by_state(self, tenant: str, batch_id: str) -> dict[str, int]:
+        """A scan of the batch's coupons: for the console, not the hot path."""
         rows = await (
             await self.coupons.aggregate(
                 [
@@ -161,12 +175,66 @@ class CouponStore:
             }
         )
 
-    async def expired_locks(self, now: datetime, limit: int) -> list[Document]:
-        return (
-            await self.coupons.find(
-                {"state": str(CouponState.LOCKED), "lock.expires_at": {"$lte": now}},
-                {"tenant": 1},
-            )
-            .limit(limit)
-            .to_list()
+    # ----------------------------------------------------------------- changing
+
+    async def change(
+        self,
+        tenant: str,
+        coupon_id: str,
+        expect: dict[str, Any],
+        update: dict[str, Any],
+        session: AsyncClientSession,
+    ) -> Coupon | None:
+        """Apply `update` only if the coupon still matches `expect`; None when it does not."""
+        doc = await self.coupons.find_one_and_update(
+            {"_id": coupon_id, "tenant": tenant, **expect},
+            update,
+            session=session,
+            return_document=True,
         )
+        return coupon(doc) if doc else None
+
+    # ------------------------------------------------------------------ orders
+
+    async def order_link(
+        self, tenant: str, order_id: str, session: AsyncClientSession | None = None
+    ) -> Document | None:
+        return await self.orders.find_one({"_id": f"{tenant}:{order_id}"}, session=session)
+
+    async def for_order(
+        self, tenant: str, order_id: str, session: AsyncClientSession | None = None
+    ) -> Coupon | None:
+        """The coupon the order holds or used, or whose lapsed lock last named it."""
+        link = await self.order_link(tenant, order_id, session)
+        return await self.get(tenant, link["coupon_id"], session) if link else None
+
+    async def link_order(
+        self,
+        tenant: str,
+        order_id: str,
+        coupon_id: str,
+        expires_at: datetime | None,
+        session: AsyncClientSession,
+    ) -> None:
+        """Name the order's coupon (DuplicateKeyError: the order already holds one)."""
+        await self.orders.insert_one(
+            {"_id": f"{tenant}:{order_id}", "tenant": tenant, "coupon_id": coupon_id,
+             "expires_at": expires_at},
+            session=session,
+        )  # fmt: skip
+
+    async def relink_order(
+        self, tenant: str, order_id: str, coupon_id: str, expires_at: datetime | None,
+        session: AsyncClientSession,
+    ) -> None:  # fmt: skip
+        await self.orders.update_one(
+            {"_id": f"{tenant}:{order_id}"},
+            {"$set": {"coupon_id": coupon_id, "expires_at": expires_at}},
+            session=session,
+        )
+
+    async def unlink_order(self, tenant: str, order_id: str, session: AsyncClientSession) -> None:
+        await self.orders.delete_one({"_id": f"{tenant}:{order_id}"}, session=session)
+
+    async def expired_locks(self, now: datetime, limit: int) -> list[Document]:
+        return await self.orders.find({"expires_at": {"$lte": now}}).limit(limit).to_list()

@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from servicekit.mongo import Document, Index
+from services.coupon.store.races import DUPLICATE_KEY
 
 RATE_WINDOWS = "rate_windows"
 
@@ -21,25 +22,25 @@ class RateWindowStore:
         self.windows = db[RATE_WINDOWS]
 
     async def add(self, increments: dict[str, int], expires: dict[str, datetime]) -> dict[str, int]:
-        """Add each key's increment and answer every key's count after it."""
-        ops = [
-            UpdateOne(
-                {"_id": key},
-                {"$inc": {"n": n}, "$setOnInsert": {"expires_at": expires[key]}},
-                upsert=True,
-            )
-            for key, n in increments.items()
-        ]
+        """Add each key's increment and answer every key's count after it.
+
+        Most windows of a round are new (a customer's first claim this minute), and an
+        insert costs the store far less than an upsert: the round inserts every window,
+        then increments (and reads back) only those another round or replica had begun."""
+        docs = [{"_id": k, "n": n, "expires_at": expires[k]} for k, n in increments.items()]
+        counts = dict(increments)
         try:
-            await self.windows.bulk_write(ops, ordered=False)
+            await self.windows.insert_many(docs, ordered=False)
+            return counts
         except BulkWriteError as exc:
-            # Two replicas upserting one new window: the loser's upsert hits the winner's
-            # document; apply those increments again as plain updates.
-            failed = [ops[e["index"]] for e in exc.details.get("writeErrors", [])]
-            retry = [UpdateOne(op._filter, op._doc, upsert=True) for op in failed]
-            await self.windows.bulk_write(retry, ordered=False)
-        docs = await self.windows.find({"_id": {"$in": list(increments)}}).to_list()
-        return {d["_id"]: int(d["n"]) for d in docs}
+            existing = [docs[e["index"]]["_id"] for e in exc.details.get("writeErrors", [])]
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+        ops = [UpdateOne({"_id": k}, {"$inc": {"n": increments[k]}}) for k in existing]
+        await self.windows.bulk_write(ops, ordered=False)
+        found = await self.windows.find({"_id": {"$in": existing}}).to_list()
+        counts.update({d["_id"]: int(d["n"]) for d in found})
+        return counts
 
 
 def window_expiry(start: datetime, seconds: int) -> datetime:
