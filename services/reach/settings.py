@@ -39,5 +39,9 @@ class ReachSettings(ServiceSettings):
     dispatch_poll_seconds: float = 1.0
     #: Messages decided and sent together (one batch of reads, one of writes).
     dispatch_batch: int = 500
+    #: Which consumer groups this process runs (`reach.customer`, `reach.tagging`,
+    #: `reach.coupon`, `reach.loyalty`); all when unset. A deployment may run its consumers
+    #: in processes apart from its HTTP replicas; tests start only the groups they need.
+    consumer_groups: set[str] | None = None
     #: Orders paid this long after a touch are still attributed to it.
     attribution_window_days: int = 7

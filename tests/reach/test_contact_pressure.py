@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from services.reach.store.messages import MESSAGES, SCHEDULED
 from tests.reach.support import Service, consent, customer_id, policy, sandbox, send, template
 from tests.support.waiting import eventually
+
+
+@pytest.fixture(scope="module")
+def overrides() -> dict[str, Any]:
+    return {"consumer_groups": set()}  # no events needed here: skip the group joins
 
 
 async def test_without_consent_nothing_is_sent(

@@ -7,14 +7,14 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from servicekit.clock import utcnow
 from servicekit.context import ActorDep, TenantDep
 from servicekit.errors import InvalidInput, NotFound
 from servicekit.runtime import RuntimeDep
 from services.reach.api.deps import CampaignId, ReachDep, RuleId
-from services.reach.domain.campaigns import Audience, Campaign, Variant
+from services.reach.domain.campaigns import Audience, Campaign, Variant, check_variants
 from services.reach.domain.channels import Channel, Purpose
 from services.reach.domain.rules import Condition, Rule, Trigger
 from services.reach.service import campaigns
@@ -38,6 +38,11 @@ class CampaignRequest(BaseModel):
     link_url: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s]+$")
     #: When to send; now when absent. A scheduler starts it when due.
     send_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _distinct_variants(self) -> CampaignRequest:
+        check_variants(self.variants)
+        return self
 
 
 @router.post("/campaigns", status_code=status.HTTP_201_CREATED)

@@ -59,10 +59,14 @@ class Campaign(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_variants(self) -> Campaign:
-        ids = [v.variant_id for v in self.variants]
-        if len(set(ids)) != len(ids) or HOLDOUT in ids:
-            raise ValueError(f"variant ids must be distinct and not {HOLDOUT!r}")
+        check_variants(self.variants)
         return self
+
+
+def check_variants(variants: list[Variant]) -> None:
+    ids = [v.variant_id for v in variants]
+    if len(set(ids)) != len(ids) or HOLDOUT in ids:
+        raise ValueError(f"variant ids must be distinct and not {HOLDOUT!r}")
 
 
 def bucket(campaign_id: str, customer_id: str) -> int:

@@ -9,4 +9,6 @@ from services.reach.settings import ReachSettings
 
 def subscriptions(settings: ReachSettings) -> list[Subscription]:
     window = timedelta(days=settings.attribution_window_days)
-    return [customers.subscription(window), others.TAGGING, others.COUPON, others.LOYALTY]
+    every = [customers.subscription(window), others.TAGGING, others.COUPON, others.LOYALTY]
+    wanted = settings.consumer_groups
+    return [s for s in every if wanted is None or s.group_id in wanted]

@@ -28,7 +28,8 @@ from services.reach.service.dispatch import Tally
 from services.reach.service.wiring import Reach, reach_of
 
 JOB_KIND = "reach.campaign"
-PAGE = 500
+#: Members per page (the most the tagging service gives at once).
+PAGE = 200
 
 
 class NewCampaign(BaseModel):

@@ -1,0 +1,247 @@
+"""Campaigns to a segment, end to end with the real tagging service answering the member
+pages: A/B variants and a holdout, suppressions, progress as a job, the report with
+conversions attributed from `customer.order_paid.v1` over the broker; and a campaign whose
+service is stopped mid-send and started again, every member reached exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts import Topic
+from contracts.customer import OrderLine, OrderPaid
+from services.reach.main import create_app
+from services.reach.providers.sandbox import SANDBOX
+from services.reach.settings import ReachSettings
+from services.reach.store.messages import MESSAGES
+from services.tagging.main import create_app as create_tagging
+from services.tagging.settings import TaggingSettings
+from services.tagging.store.snapshots import Snapshot, SnapshotStore
+from tests.reach.support import Service, consent, customer_id, policy, publish, template
+from tests.support.events import published
+from tests.support.running import RunningService
+from tests.support.servers import serve
+from tests.support.settings import settings_for
+from tests.support.waiting import eventually
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+Tagging = RunningService[TaggingSettings]
+
+
+@pytest.fixture(scope="module")
+async def tagging(infra: Any) -> AsyncIterator[Tagging]:
+    settings = settings_for(TaggingSettings, infra, uuid.uuid4().hex[:10])
+    app = create_tagging(settings)
+    async with serve(app) as url:
+        yield Tagging(url, app, settings)
+
+
+@pytest.fixture(scope="module")
+def overrides(tagging: Tagging) -> dict[str, Any]:
+    return {"tagging_base_url": tagging.url, "consumer_groups": {"reach.customer"}}
+
+
+async def snapshot(tagging: Tagging, tenant: str, members: list[str]) -> tuple[str, str]:
+    """A frozen member list in the tagging service, as a segment build leaves it."""
+    segment_id, snapshot_id = f"seg_{uuid.uuid4().hex}", f"snp_{uuid.uuid4().hex}"
+    taken = Snapshot(
+        snapshot_id=snapshot_id,
+        tenant=tenant,
+        segment_id=segment_id,
+        build_id="b1",
+        rule_version=1,
+        count=len(members),
+        taken_at=datetime.now(UTC),
+    )
+    await SnapshotStore(tagging.db).write(taken, sorted(members))
+    return segment_id, snapshot_id
+
+
+def campaign_body(segment_id: str, snapshot_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": "双十一预热",
+        "channel": "sms",
+        "audience": {"segment_id": segment_id, "snapshot_id": snapshot_id},
+        "variants": [
+            {"variant_id": "A", "template_id": "welcome"},
+            {"variant_id": "B", "template_id": "welcome-b"},
+        ],
+        "link_url": "https://shop.example/1111",
+        "send_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        **fields,
+    }
+
+
+async def finished(api: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    async def poll() -> dict[str, Any]:
+        return (await api.get(f"/jobs/{job_id}")).json()
+
+    return await eventually(poll, until=lambda job: job["state"] in FINISHED, within=90)
+
+
+def paid(customer: str, order: str, amount: int) -> OrderPaid:
+    return OrderPaid(
+        customer_id=customer,
+        order_id=order,
+        amount=amount,
+        currency="CNY",
+        lines=[OrderLine(line_id="l1", sku="sku1", quantity=1, amount=amount)],
+        first_order=False,
+        paid_at=datetime.now(UTC),
+    )
+
+
+async def test_a_campaign_splits_variants_and_holdout_and_reports_conversions(
+    service: Service, tagging: Tagging, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"sms": {"per_day": 5, "per_week": 5}})
+    await template(api)
+    await template(
+        api,
+        "welcome-b",
+        sign_name="品牌商城",
+        body="{{customer_name}}, 专属{{coupon_amount}}元券已到账 {{link}}",
+    )
+    members = [customer_id() for _ in range(300)]
+    unreachable = set(members[:20])
+    await consent(service, tenant, *[m for m in members if m not in unreachable])
+    segment_id, snapshot_id = await snapshot(tagging, tenant, members)
+
+    created = await api.post(
+        "/campaigns",
+        json=campaign_body(segment_id, snapshot_id, holdout_percent=10, rate_per_second=2000),
+    )
+    assert created.status_code == 201, created.text
+    campaign = created.json()
+    assert [v["template_version"] for v in campaign["variants"]] == [1, 1]
+    started = await api.post(f"/campaigns/{campaign['campaign_id']}/start")
+    assert started.status_code == 202, started.text
+    job = await finished(api, started.json()["job_id"])
+
+    assert job["state"] == "succeeded" and job["processed"] == 300
+    docs = await service.db[MESSAGES].find({"tenant": tenant}).to_list()
+    by_status = Counter(d["status"] for d in docs)
+    held = {d["customer_id"] for d in docs if d["status"] == "held_out"}
+    assert len(docs) == 300 and 10 <= len(held) <= 55
+    received = {
+        d["customer_id"] for d in await service.db[SANDBOX].find({"tenant": tenant}).to_list()
+    }
+    assert received == set(members) - unreachable - held
+    assert by_status["suppressed"] == len(unreachable - held)
+    variants = Counter(d["variant"] for d in docs if d["status"] == "delivered")
+    assert variants["A"] > 60 and variants["B"] > 60
+
+    # Two treated customers and one held-out customer pay: last touch within the window.
+    treated = sorted(received)[:2]
+    holdout = sorted(held)[0]
+    await publish(
+        service,
+        tenant,
+        paid(treated[0], "o1", 12_000),
+        paid(treated[1], "o2", 8_000),
+        paid(holdout, "o3", 5_000),
+    )
+    conversions = await eventually(
+        lambda: published(service.bootstrap, tenant=tenant, topic=Topic.REACH),
+        until=lambda found: sum(e.type == "reach.conversion_attributed.v1" for e in found) == 3,
+        within=60,
+    )
+    report = (await api.get(f"/campaigns/{campaign['campaign_id']}/report")).json()
+    groups = {g["group"]: g for g in report["groups"]}
+    assert sum(g["members"] for g in groups.values()) == 300
+    assert groups["holdout"]["members"] == len(held) and groups["holdout"]["conversions"] == 1
+    assert sum(groups[v]["conversions"] for v in "AB") == 2
+    assert sum(groups[v]["gmv"] for v in "AB") == 20_000 and groups["holdout"]["gmv"] == 5_000
+    assert sum(groups[v]["sent"] for v in "AB") == len(received)
+    assert groups["A"]["uplift_points"] is not None
+    sent_events = [e for e in conversions if e.type == "reach.message_sent.v1"]
+    assert len(sent_events) == len(received)
+
+
+async def test_bad_campaigns_are_refused(
+    service: Service, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await template(api)
+    body = campaign_body("seg_x", "snp_x")
+    for wrong in (
+        {**body, "holdout_percent": 80},
+        {**body, "variants": [{"variant_id": "holdout", "template_id": "welcome"}]},
+        {**body, "channel": "email"},
+        {**body, "audience": {"segment_id": {"$ne": ""}}},
+    ):
+        response = await api.post("/campaigns", json=wrong)
+        assert response.status_code in (404, 422), response.text
+    assert (await api.get("/campaigns")).json() == []
+
+
+async def test_a_campaign_stopped_mid_send_resumes_and_reaches_everyone_once(
+    infra: Any, tagging: Tagging
+) -> None:
+    tenant = f"t{uuid.uuid4().hex[:10]}"
+    settings = settings_for(
+        ReachSettings,
+        infra,
+        uuid.uuid4().hex[:10],
+        tagging_base_url=tagging.url,
+        dispatch_poll_seconds=0.2,
+        consumer_groups=set(),  # no events needed: skip the group joins
+    )
+    members = [customer_id() for _ in range(1500)]
+    segment_id, snapshot_id = await snapshot(tagging, tenant, members)
+    headers = {"X-Tenant-Id": tenant}
+
+    first = create_app(settings)
+    async with (
+        serve(first) as url,
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as api,
+    ):
+        first.state.runtime.state["jobs.poll_seconds"] = 0.2
+        db = first.state.runtime.db
+        running = RunningService(url, first, settings)
+        await policy(api, caps={"sms": {"per_day": 5, "per_week": 5}})
+        await template(api)
+        await template(api, "welcome-b")
+        await consent(running, tenant, *members)
+        # Due now: the scheduler starts it.
+        due = campaign_body(segment_id, snapshot_id, rate_per_second=600, send_at=None)
+        campaign = (await api.post("/campaigns", json=due)).json()
+        running_campaign = await eventually(
+            lambda: api.get(f"/campaigns/{campaign['campaign_id']}"),
+            until=lambda r: r.json()["state"] == "running",
+        )
+        job_id = running_campaign.json()["job_id"]
+        await eventually(
+            lambda: db[SANDBOX].count_documents({"tenant": tenant}), until=lambda n: n >= 300
+        )
+    # The service stopped while the campaign was sending.
+    second = create_app(settings)
+    async with (
+        serve(second) as url,
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as api,
+    ):
+        second.state.runtime.state["jobs.poll_seconds"] = 0.2
+        db = second.state.runtime.db
+        interrupted = await db[SANDBOX].count_documents({"tenant": tenant})
+        assert 300 <= interrupted < 1500
+        job = await finished(api, job_id)
+        assert job["state"] == "succeeded"
+        received = Counter(
+            d["customer_id"] for d in await db[SANDBOX].find({"tenant": tenant}).to_list()
+        )
+        assert set(received) == set(members) and set(received.values()) == {1}
+        statuses = Counter(
+            d["status"] for d in await db[MESSAGES].find({"tenant": tenant}).to_list()
+        )
+        assert statuses == {"delivered": 1500}
+        events = await eventually(
+            lambda: published(settings.kafka_bootstrap_servers, tenant=tenant, topic=Topic.REACH),
+            until=lambda found: sum(e.type == "reach.message_sent.v1" for e in found) >= 1500,
+        )
+        sent = Counter(e.data["customer_id"] for e in events if e.type == "reach.message_sent.v1")
+        assert set(sent.values()) == {1}
