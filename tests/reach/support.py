@@ -45,6 +45,8 @@ SMS = {"sign_name": "品牌商城", "body": "{{customer_name}}您好, 送您{{co
 async def template(
     api: httpx.AsyncClient, template_id: str = "welcome", channel: str = "sms", **content: Any
 ) -> dict[str, Any]:
+    if channel == "sms" and content:
+        content.setdefault("sign_name", SMS["sign_name"])
     body = {
         "template_id": template_id,
         "channel": channel,
