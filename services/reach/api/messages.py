@@ -169,8 +169,6 @@ async def aliyun_receipts(reports: list[AliyunReport], reach: ReachDep) -> dict[
 async def follow_link(message_id: MessageId, reach: ReachDep) -> RedirectResponse:
     """A tracked link: records the click (once) and forwards to the campaign's URL."""
     doc = await Receipts(reach.dispatcher.uow, reach.messages).clicked(message_id)
-    if not doc.get("link_url"):
-        raise NotFound("this message has no link", code="link_not_found")
     return RedirectResponse(doc["link_url"], status_code=302)
 
 

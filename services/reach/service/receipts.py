@@ -52,7 +52,7 @@ class Receipts:
     async def clicked(self, message_id: str) -> Document:
         """Record the first click of a message's link; the message (its tenant and target)."""
         doc = await self.messages.by_id(message_id)
-        if doc is None:
+        if doc is None or not doc.get("link_url"):
             raise NotFound("no such link", code="link_not_found")
         tenant, now = doc["tenant"], utcnow()
 
