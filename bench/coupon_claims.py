@@ -191,7 +191,12 @@ async def stampede(
             base_url=base_url,
             headers={"X-Tenant-Id": TENANT},
             timeout=120,
-            limits=httpx.Limits(max_connections=PER_CLIENT, max_keepalive_connections=PER_CLIENT),
+            limits=httpx.Limits(
+                max_connections=PER_CLIENT,
+                max_keepalive_connections=PER_CLIENT,
+                # Before uvicorn's 5 s keep-alive ends: never reuse a closing connection.
+                keepalive_expiry=2.0,
+            ),
         )
         for _ in range(max(1, in_flight // PER_CLIENT))
     ]

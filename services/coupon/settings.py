@@ -27,5 +27,7 @@ class CouponSettings(ServiceSettings):
     customer_claims_per_minute: int = 30
     channel_claims_per_second: int = 5000
     partner_requests_per_second: int = 200
+    #: How often rate windows past their expiry are deleted.
+    rate_window_sweep_seconds: float = 60.0
     #: How often expired locks are swept back to available.
     lock_sweep_seconds: float = 5.0

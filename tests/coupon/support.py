@@ -89,6 +89,11 @@ async def claim(
     return await api.post(f"/batches/{batch_id}/claims", json=body)
 
 
+#: Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never
+#: goes out on a connection the server is closing at that moment (a ReadError).
+KEEPALIVE_SECONDS = 2.0
+
+
 class Crowd:
     """Many concurrent callers: `in_flight` requests at once, spread over several clients
     (one httpx pool with hundreds of connections spends its time scanning them)."""
@@ -101,7 +106,9 @@ class Crowd:
                 headers=headers,
                 timeout=120,
                 limits=httpx.Limits(
-                    max_connections=per_client, max_keepalive_connections=per_client
+                    max_connections=per_client,
+                    max_keepalive_connections=per_client,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
                 ),
             )
             for _ in range(max(1, in_flight // per_client))

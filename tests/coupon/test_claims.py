@@ -145,7 +145,8 @@ async def test_a_grant_is_idempotent_by_reference_and_respects_stock_and_limits(
     assert first.json()["id"] == again.json()["id"]
     coupon = first.json()
     assert coupon["channel"] == "points_exchange" and coupon["batch_id"] == ids["main"]
-    assert {"valid_from", "valid_until", "state", "customer_id"} <= set(coupon)
+    assert {"coupon_id", "valid_from", "valid_until", "state", "customer_id"} <= set(coupon)
+    assert coupon["coupon_id"] == coupon["id"] and coupon["state"] == "available"
     limit = await api.post(grants, json={**body, "reference": "exch-2"})
     assert (limit.status_code, limit.json()["code"]) == (409, "limit_reached")
     await ok(api.post(grants, json={**body, "customer_id": "cus_2", "reference": "exch-3"}), 201)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from services.coupon.main import create_app
+from services.coupon.store.rate_windows import RateWindowStore, sweep_expired
 from tests.coupon.support import Service, batch_spec, claim, running_batches
 from tests.support.servers import serve
 
@@ -87,3 +88,18 @@ async def test_a_partner_clients_requests_are_limited(
     statuses = Counter(r.status_code for r in answers)
     assert statuses[429] >= 4 and statuses[201] >= 1
     assert statuses[201] <= 8  # at most 4 per one-second window, two windows at most
+
+
+async def test_windows_past_their_expiry_are_swept(
+    api: httpx.AsyncClient, service: Service, tenant: str
+) -> None:
+    ids = await running_batches(api, batch_spec())
+    assert (await claim(api, ids["main"], "cus_swept")).status_code == 201
+    windows = service.db["rate_windows"]
+    mine = {"_id": {"$regex": f"^{tenant}:"}}
+    assert await windows.count_documents(mine) >= 2
+    await sweep_expired(RateWindowStore(service.db), datetime.now(UTC))
+    assert await windows.count_documents(mine) >= 2  # current windows stay
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    await sweep_expired(RateWindowStore(service.db), later)
+    assert await windows.count_documents(mine) == 0

@@ -35,11 +35,15 @@ class GrantBody(BaseModel):
 
 
 class CouponView(Coupon):
-    """A coupon as it stands now (an expired validity or lapsed lock already applied)."""
+    """A coupon as it stands now (an expired validity or lapsed lock already applied).
+    `coupon_id` repeats `id` for callers of the grants contract, which names it so."""
+
+    coupon_id: str
 
     @classmethod
     def of(cls, coupon: Coupon, now: datetime) -> CouponView:
-        return cls.model_validate({**coupon.model_dump(), "state": effective_state(coupon, now)})
+        state = effective_state(coupon, now)
+        return cls.model_validate({**coupon.model_dump(), "state": state, "coupon_id": coupon.id})
 
 
 class BatchView(BaseModel):

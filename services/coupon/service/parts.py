@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from servicekit.clock import utcnow
 from servicekit.mongo import Document
 from servicekit.runtime import Runtime, Worker
 from servicekit.unit_of_work import UnitOfWork
@@ -24,7 +25,7 @@ from services.coupon.store.budgets import BudgetStore
 from services.coupon.store.campaigns import CampaignStore
 from services.coupon.store.coupons import CouponStore
 from services.coupon.store.customers import CustomerOrdersStore
-from services.coupon.store.rate_windows import RateWindowStore
+from services.coupon.store.rate_windows import RateWindowStore, sweep_expired
 
 log = logging.getLogger("services.coupon.parts")
 DESK, LIMITER = "claim_desk", "rate_limiter"
@@ -92,4 +93,20 @@ async def _sweep_locks(runtime: Runtime) -> None:
         await asyncio.sleep(settings.lock_sweep_seconds)
 
 
-WORKERS = [Worker("claim-desk", _hold_parts), Worker("lock-sweep", _sweep_locks)]
+async def _sweep_rate_windows(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, CouponSettings)
+    store = RateWindowStore(runtime.db)
+    while True:
+        try:
+            await sweep_expired(store, utcnow())
+        except Exception:
+            log.exception("rate window sweep failed; the next round retries")
+        await asyncio.sleep(settings.rate_window_sweep_seconds)
+
+
+WORKERS = [
+    Worker("claim-desk", _hold_parts),
+    Worker("lock-sweep", _sweep_locks),
+    Worker("rate-window-sweep", _sweep_rate_windows),
+]

@@ -14,7 +14,9 @@ from services.coupon.store.races import DUPLICATE_KEY
 
 RATE_WINDOWS = "rate_windows"
 
-INDEXES = [Index(RATE_WINDOWS, [("expires_at", 1)], expire_after_seconds=0)]
+#: No TTL index: an index costs every insert of the hot path, so windows past their
+#: expiry are deleted by a periodic sweep instead (`sweep_expired`).
+INDEXES: list[Index] = []
 
 
 class RateWindowStore:
@@ -41,6 +43,12 @@ class RateWindowStore:
         found = await self.windows.find({"_id": {"$in": existing}}).to_list()
         counts.update({d["_id"]: int(d["n"]) for d in found})
         return counts
+
+
+async def sweep_expired(store: RateWindowStore, now: datetime) -> int:
+    """Delete windows past their expiry (a scan of a collection holding minutes of them)."""
+    result = await store.windows.delete_many({"expires_at": {"$lt": now}})
+    return result.deleted_count
 
 
 def window_expiry(start: datetime, seconds: int) -> datetime:
