@@ -69,6 +69,7 @@ def load_demo(client: httpx.Client) -> int:
     events = [_view(customer_id, n) for customer_id in ids for n in range(3)]
     post("/behaviour/batch", {"events": events}, key="demo-behaviour")
     _demo_segments(client, headers)
+    _demo_coupons(client, headers)
     return len(DEMO_CUSTOMERS)
 
 
@@ -108,6 +109,34 @@ def _demo_loyalty(client: httpx.Client, headers: dict[str, str]) -> None:
     """A tier scheme and an earning rule, set before the demo orders so they earn points."""
     for path, body in (("tier-scheme", DEMO_TIERS), ("earning-rule", DEMO_EARNING_RULE)):
         client.put(f"/api/v1/loyalty/{path}", json=body, headers=headers).raise_for_status()
+
+
+def _demo_coupons(client: httpx.Client, headers: dict[str, str]) -> None:
+    """A growth budget, and a running campaign with one batch (满100减10, 500 coupons).
+    Dates start at today's midnight, so a retry the same day sends the same bodies."""
+    now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    staff = {**headers, "X-Actor-Id": "ops-demo", "X-Actor-Roles": "budget_approver"}
+
+    def post(path: str, body: dict | None, key: str) -> dict:
+        keyed = {**staff, "Idempotency-Key": key}
+        response = client.post(f"/api/v1/coupon{path}", json=body, headers=keyed)
+        response.raise_for_status()
+        return response.json()
+
+    budget = post("/budgets", {
+        "name": "Growth Q4", "owner_kind": "department", "owner": "growth", "amount": 5_000_000,
+        "starts_at": now.isoformat(), "ends_at": (now + timedelta(days=90)).isoformat(),
+    }, "demo-coupon-budget")  # fmt: skip
+    batch = {
+        "key": "welcome", "name": "Welcome 10 off 100",
+        "discount": {"kind": "threshold", "amount": 1_000, "threshold": 10_000},
+        "claim_from": now.isoformat(), "claim_until": (now + timedelta(days=30)).isoformat(),
+        "validity": {"days_after_claim": 7}, "stock": 500,
+    }  # fmt: skip
+    body = {"name": "Welcome campaign", "budget_id": budget["id"], "batches": [batch]}
+    campaign = post("/campaigns", body, "demo-coupon-campaign")
+    for step in ("submit", "approve", "start"):
+        post(f"/campaigns/{campaign['id']}/{step}", None, f"demo-coupon-{step}")
 
 
 PREFERRED_STORE = {
