@@ -174,8 +174,12 @@ class Dispatcher:
         facts = await self._facts(tenant, drafts, now)
         docs: list[Document] = []
         deferrals: list[tuple[Draft, datetime]] = []
+        templates_used = {
+            (d.template_id, d.template_version): await self._template(tenant, d)
+            for d in {(d.template_id, d.template_version): d for d in drafts}.values()
+        }
         for draft in drafts:
-            template = await self._template(tenant, draft)
+            template = templates_used[(draft.template_id, draft.template_version)]
             doc = await self._decide_one(draft, template, facts, now, tally, deferrals)
             if doc is not None:
                 docs.append(doc)
@@ -345,20 +349,25 @@ class Dispatcher:
         updates, events = [], []
         for doc, outcome, provider in settled:
             fields, doc_events = _outcome(doc, outcome, provider, now)
-            updates.append((doc["_id"], fields))
+            final = {**doc, **fields}
+            updates.append({k: v for k, v in final.items() if v is not None})
             events += doc_events
+
+        async def work(tx: Tx) -> set[str]:
+            mine = await self.messages.settle(updates, tx.session)
+            await tx.emit(*(e for e in events if e.message_id in mine), tenant=tenant)
+            return mine
+
+        mine = await self.uow.run(work)
+        for doc, outcome, _ in settled:
             tally.settled.add(doc["_id"])
-            if isinstance(outcome, Accepted):
+            if doc["_id"] not in mine:
+                tally.duplicates += 1
+            elif isinstance(outcome, Accepted):
                 tally.sent += 1
                 tally.delivered += outcome.delivered_at is not None
             else:
                 tally.failed += 1
-
-        async def work(tx: Tx) -> None:
-            await self.messages.settle(updates, tx.session)
-            await tx.emit(*events, tenant=tenant)
-
-        await self.uow.run(work)
 
 
 def _outcome(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -41,6 +41,12 @@ INDEXES = [
     _slot_index("week_slot"),
     _slot_index("month_slot"),
     Index(MESSAGES, [("tenant", 1), ("customer_id", 1), ("at", -1)], name="by_customer"),
+    Index(
+        MESSAGES, [("tenant", 1), ("channel", 1), ("week", 1), ("customer_id", 1)], name="by_week"
+    ),
+    Index(
+        MESSAGES, [("tenant", 1), ("channel", 1), ("month", 1), ("customer_id", 1)], name="by_month"
+    ),
     Index(MESSAGES, [("tenant", 1), ("campaign_id", 1), ("status", 1)], name="by_campaign"),
     Index(SCHEDULED, [("not_before", 1), ("lease_until", 1)], name="due"),
     Index(SCHEDULED, [("tenant", 1), ("coupon_id", 1)], name="by_coupon"),
@@ -56,6 +62,10 @@ class Inserted:
     duplicate: set[str] = field(default_factory=set)
     #: A cap slot was taken by a racing sender: decide again.
     slot_lost: set[str] = field(default_factory=set)
+
+
+class Unsettled(Exception):
+    """A reservation to settle is no longer there."""
 
 
 class MessageStore:
@@ -83,20 +93,31 @@ class MessageStore:
     async def counts(
         self, tenant: str, customer_ids: list[str], channel: str, w: Windows
     ) -> dict[str, Counts]:
-        """Capped messages each customer has on `channel` in the windows of `w`."""
+        """Capped messages each customer has on `channel` in the windows of `w` (a day is
+        within its week; the month matters for WeCom mass messages only)."""
+        fields = {"customer_id": 1, "day": 1}
         query = {
             "tenant": tenant,
-            "customer_id": {"$in": customer_ids},
             "channel": channel,
-            "$or": [{"day": w.day}, {"week": w.week}, {"month": w.month}],
+            "week": w.week,
+            "customer_id": {"$in": customer_ids},
         }
-        fields = {"customer_id": 1, "day": 1, "week": 1, "month": 1, "month_slot": 1}
         tally: dict[str, list[int]] = {}
         for doc in await self._messages.find(query, fields).to_list():
             t = tally.setdefault(doc["customer_id"], [0, 0, 0])
             t[0] += doc.get("day") == w.day
-            t[1] += doc.get("week") == w.week
-            t[2] += doc.get("month") == w.month and bool(doc.get("month_slot"))
+            t[1] += 1
+        if channel == "wechat":
+            query = {
+                "tenant": tenant,
+                "channel": channel,
+                "month": w.month,
+                "customer_id": {"$in": customer_ids},
+            }
+            for doc in await self._messages.find(
+                query, {"customer_id": 1, "month_slot": 1}
+            ).to_list():
+                tally.setdefault(doc["customer_id"], [0, 0, 0])[2] += bool(doc.get("month_slot"))
         return {c: Counts(day=d, week=wk, month_mass=m) for c, (d, wk, m) in tally.items()}
 
     async def touches(self, tenant: str, customer_id: str, since: datetime) -> list[Touch]:
@@ -153,17 +174,26 @@ class MessageStore:
             result.slot_lost = set(refused) - result.duplicate
         return result
 
-    async def settle(
-        self, updates: list[tuple[str, Document]], session: AsyncClientSession
-    ) -> None:
-        """Record providers' outcomes on reserved messages (a settled one is left alone)."""
-        if not updates:
-            return
-        ops = [
-            UpdateOne({"_id": mid, "status": str(Status.RESERVED)}, {"$set": fields})
-            for mid, fields in updates
-        ]
-        await self._messages.bulk_write(ops, ordered=False, session=session)
+    async def settle(self, settled: list[Document], session: AsyncClientSession) -> set[str]:
+        """Write the settled messages over their reservations: one batched delete and one
+        batched insert, which the embedded store takes several times faster than an update
+        per message (or an `update_many` over their ids). A message no longer reserved was
+        settled by another sender and is left alone; the ids settled here are returned."""
+        if not settled:
+            return set()
+        reserved = {"_id": {"$in": [d["_id"] for d in settled]}, "status": str(Status.RESERVED)}
+        found = await self._messages.find(reserved, {"_id": 1}, session=session).to_list()
+        mine = {d["_id"] for d in found}
+        gone = await self._messages.delete_many(
+            {"_id": {"$in": sorted(mine)}, "status": str(Status.RESERVED)}, session=session
+        )
+        if gone.deleted_count != len(mine):
+            raise Unsettled("a reservation changed while it was settled")
+        if mine:
+            await self._messages.insert_many(
+                [d for d in settled if d["_id"] in mine], session=session
+            )
+        return mine
 
     async def release(self, message_id: str, reason: str) -> None:
         """A reserved message that may not go out after all (no quota): free its slots."""
