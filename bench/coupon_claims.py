@@ -122,6 +122,9 @@ def uvicorn(factory: str, port: int, env: dict[str, str]) -> Iterator[str]:
     command = [
         sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
         "--port", str(port), "--no-access-log", "--log-level", LOG_LEVEL.lower(),
+        # Longer than the callers' pools keep idle connections (httpx: 5 s), as behind any
+        # proxy: else a request can go out on a connection the server is just closing.
+        "--timeout-keep-alive", "30",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"

@@ -5,7 +5,7 @@ customer service's order events drive it all too."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -256,3 +256,29 @@ async def test_order_events_confirm_refund_and_release_and_count_paid_orders(
     await eventually(lambda: state(paid_coupon["id"]), until=lambda s: s == "available")
     campaign = await campaign_of(api, ids["main"])
     assert campaign["consumed"] == 0
+
+
+async def test_the_wallet_lists_by_state_as_of_now_page_by_page(api: httpx.AsyncClient) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    window = {
+        "valid_from": (soon - timedelta(hours=1)).isoformat(),
+        "valid_until": soon.isoformat(),
+    }
+    ids = await running_batches(api, batch_spec("short", validity=window), batch_spec("long"))
+    short = await ok(claim(api, ids["short"], "cus_w"), 201)
+    long = await ok(claim(api, ids["long"], "cus_w"), 201)
+    await ok(lock(api, long["id"], "cus_w", order("o-wallet")))
+
+    async def listed(state: str) -> list[str]:
+        page = await ok(api.get("/customers/cus_w/coupons", params={"state": state}))
+        return [c["id"] for c in page["items"]]
+
+    assert await listed("locked") == [long["id"]]
+    assert await eventually(lambda: listed("expired"), until=lambda got: got == [short["id"]])
+    assert await listed("available") == []
+    first = await ok(api.get("/customers/cus_w/coupons", params={"limit": 1}))
+    second = await ok(
+        api.get("/customers/cus_w/coupons", params={"limit": 1, "cursor": first["next_cursor"]})
+    )
+    assert {first["items"][0]["id"], second["items"][0]["id"]} == {short["id"], long["id"]}
+    assert second["next_cursor"] is None

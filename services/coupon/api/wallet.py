@@ -40,11 +40,10 @@ async def wallet(
     page: PageRequestDep,
     state: Annotated[list[CouponState] | None, Query()] = None,
 ) -> Page[CouponView]:
-    """The customer's coupons, newest first, optionally by state (as stored; each answer
-    shows the state as of now)."""
-    states = [str(s) for s in state] if state else None
-    items, cursor = await desk.coupons.wallet(tenant, customer_id, page, states)
+    """The customer's coupons, newest first, optionally by state as of now (a coupon past
+    its validity is expired, a lock past its expiry no longer holds)."""
     now = utcnow()
+    items, cursor = await desk.coupons.wallet(tenant, customer_id, page, now, state)
     return Page(items=[CouponView.of(c, now) for c in items], next_cursor=cursor)
 
 

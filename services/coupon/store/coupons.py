@@ -55,6 +55,20 @@ def grant_id(tenant: str, batch_id: str, reference: str) -> str:
     return key(tenant, batch_id, "ref", reference)
 
 
+def _stored_as(state: CouponState, now: datetime) -> Document:
+    """How a coupon in `state` as of `now` is stored: expiry and lapsed locks are applied
+    when read (see `effective_state`), not written."""
+    available, locked = str(CouponState.AVAILABLE), str(CouponState.LOCKED)
+    unused = {"$or": [{"state": available}, {"state": locked, "lock.expires_at": {"$lte": now}}]}
+    if state == CouponState.AVAILABLE:
+        return {**unused, "valid_until": {"$gt": now}}
+    if state == CouponState.EXPIRED:
+        return {**unused, "valid_until": {"$lte": now}}
+    if state == CouponState.LOCKED:
+        return {"state": locked, "lock.expires_at": {"$gt": now}}
+    return {"state": str(state)}
+
+
 def coupon(doc: Document) -> Coupon:
     return Coupon.model_validate({**doc, "id": doc["_id"]})
 
@@ -124,15 +138,23 @@ class CouponStore:
         return coupon(doc) if doc else None
 
     async def wallet(
-        self, tenant: str, customer_id: str, page: PageRequest, states: list[str] | None = None
+        self,
+        tenant: str,
+        customer_id: str,
+        page: PageRequest,
+        now: datetime,
+        states: list[CouponState] | None = None,
     ) -> tuple[list[Coupon], str | None]:
+        """The customer's coupons, newest first, in the `states` they are in as of `now`."""
         query: dict[str, Any] = {"tenant": tenant, "customer_id": customer_id}
         if states:
-            query["state"] = {"$in": states}
+            query["$and"] = [{"$or": [_stored_as(state, now) for state in states]}]
         if page.after:
             at = datetime.fromisoformat(str(page.after_value("claimed_at")))
             last = page.after_value("id")
-            query["$or"] = [{"claimed_at": {"$lt": at}}, {"claimed_at": at, "_id": {"$lt": last}}]
+            query.setdefault("$and", []).append(
+                {"$or": [{"claimed_at": {"$lt": at}}, {"claimed_at": at, "_id": {"$lt": last}}]}
+            )
         docs = await (
             self.coupons.find(query).sort([("claimed_at", -1), ("_id", -1)]).limit(page.limit + 1)
         ).to_list()
