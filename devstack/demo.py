@@ -50,6 +50,7 @@ def load_demo(client: httpx.Client) -> int:
     post = _poster(client, headers)
     post("/custom-fields", PREFERRED_STORE, key="demo-field-preferred-store")
     _demo_loyalty(client, headers)
+    _demo_reach(client, headers)
     ids = []
     for i, (name, channel) in enumerate(DEMO_CUSTOMERS):
         profile = {
@@ -109,6 +110,55 @@ def _demo_loyalty(client: httpx.Client, headers: dict[str, str]) -> None:
     """A tier scheme and an earning rule, set before the demo orders so they earn points."""
     for path, body in (("tier-scheme", DEMO_TIERS), ("earning-rule", DEMO_EARNING_RULE)):
         client.put(f"/api/v1/loyalty/{path}", json=body, headers=headers).raise_for_status()
+
+
+DEMO_REACH_TEMPLATES = [
+    {
+        "template_id": "coupon-arrived",
+        "channel": "sms",
+        "name": "Coupon arrived",
+        "content": {
+            "sign_name": "品牌商城",
+            "body": "{{customer_name}}您好, {{coupon_amount}}元券已到账, {{coupon_expiry}}前有效",
+        },
+        "defaults": {"customer_name": "会员"},
+    },
+    {
+        "template_id": "tier-up",
+        "channel": "sms",
+        "name": "Tier upgraded",
+        "content": {
+            "sign_name": "品牌商城",
+            "body": "恭喜{{customer_name}}升级为{{tier_name}}会员",
+        },
+        "defaults": {"customer_name": "会员"},
+    },
+]
+DEMO_REACH_RULES = [
+    {
+        "name": "Tell of a claimed coupon",
+        "trigger": "coupon_claimed",
+        "channel": "sms",
+        "template_id": "coupon-arrived",
+    },
+    {
+        "name": "Congratulate an upgrade",
+        "trigger": "tier_upgraded",
+        "channel": "sms",
+        "template_id": "tier-up",
+    },
+]
+
+
+def _demo_reach(client: httpx.Client, headers: dict[str, str]) -> None:
+    """SMS templates and two triggered rules (claimed coupon, tier upgrade), set before the
+    demo orders and coupons so their events send messages the sandbox outbox shows."""
+    for i, template in enumerate(DEMO_REACH_TEMPLATES):
+        keyed = {**headers, "Idempotency-Key": f"demo-reach-template-{i}"}
+        client.post("/api/v1/reach/templates", json=template, headers=keyed).raise_for_status()
+    for i, rule in enumerate(DEMO_REACH_RULES):
+        keyed = {**headers, "Idempotency-Key": f"demo-reach-rule-{i}"}
+        client.post("/api/v1/reach/rules", json=rule, headers=keyed).raise_for_status()
 
 
 def _demo_coupons(client: httpx.Client, headers: dict[str, str]) -> None:
