@@ -37,6 +37,8 @@ class ReachSettings(ServiceSettings):
     breaker_cool_down_seconds: float = 30.0
     #: How often due drafts (delayed, deferred past quiet hours) and due campaigns are looked for.
     dispatch_poll_seconds: float = 1.0
+    #: How often birthday rules look for customers whose birthday month it is.
+    birthday_sweep_seconds: float = 3600.0
     #: Messages decided and sent together (one batch of reads, one of writes).
     dispatch_batch: int = 500
     #: Which consumer groups this process runs (`reach.customer`, `reach.tagging`,

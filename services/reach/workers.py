@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections import defaultdict
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from servicekit.context import current_tenant
 from servicekit.jobs import JobRunner
 from servicekit.runtime import Runtime, Worker
 from services.reach.domain.messages import Draft
-from services.reach.service import campaigns, unsubscribe
+from services.reach.service import birthdays, campaigns, unsubscribe
 from services.reach.service.wiring import Reach, reach_of
 
 log = logging.getLogger("services.reach.workers")
@@ -33,6 +34,7 @@ class DispatchLoop:
 
     def __init__(self) -> None:
         self.owner = f"{socket.gethostname()}:{id(self):x}"
+        self.last_birthday_sweep = 0.0
         self.rounds = 0
         self.faults = 0
 
@@ -62,7 +64,14 @@ class DispatchLoop:
         await self._start_due_campaigns(runtime, reach)
         full = await self._send_due_drafts(reach)
         await unsubscribe.forward_due(reach.audience, reach.contacts)
+        await self._sweep_birthdays(reach)
         return full
+
+    async def _sweep_birthdays(self, reach: Reach) -> None:
+        if time.monotonic() - self.last_birthday_sweep < reach.settings.birthday_sweep_seconds:
+            return
+        self.last_birthday_sweep = time.monotonic()
+        await birthdays.sweep(reach.campaigns, reach.audience, reach.messages, utcnow())
 
     async def _start_due_campaigns(self, runtime: Runtime, reach: Reach) -> None:
         for campaign in await reach.campaigns.due(utcnow()):

@@ -7,24 +7,34 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from contracts.coupon import CouponClaimed, CouponRedeemed
 from contracts.customer import (
     ConsentGranted,
     ConsentWithdrawn,
+    CustomerProfileChanged,
     CustomerRegistered,
     FollowUpReminderDue,
 )
 from contracts.loyalty import TierChanged
 from contracts.tagging import SegmentMemberJoined
-from services.reach.store.audience import CONSENTS
+from services.reach.service import birthdays
+from services.reach.service.wiring import reach_of
+from services.reach.store.audience import CONSENTS, PROFILES
 from services.reach.store.messages import MESSAGES, SCHEDULED
 from tests.reach.support import Service, customer_id, policy, publish, sandbox, template
 from tests.support.waiting import eventually
 
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def overrides() -> dict[str, Any]:
+    return {"birthday_sweep_seconds": 0.3}
 
 
 def claimed(
@@ -281,3 +291,46 @@ async def test_bad_rules_are_refused(service: Service, tenant: str, api: httpx.A
         )
         assert response.status_code in (404, 422), response.text
     assert (await api.get("/rules")).json() == []
+
+
+async def test_birthday_month_greeting_once_a_year(
+    service: Service, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"sms": {"per_day": 5, "per_week": 5}})
+    await template(api, body="{{customer_name}}, {{birthday_month}}月生日快乐")
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).month
+    born_now, born_later = customer_id(), customer_id()
+    changed = [
+        CustomerProfileChanged(
+            customer_id=c,
+            changed_fields=["birthday"],
+            changed_by="ops",
+            changed_at=datetime.now(UTC),
+            attributes={"birthday_month": m},
+        )
+        for c, m in ((born_now, month), (born_later, month % 12 + 1))
+    ]
+    await publish(service, tenant, granted(born_now), granted(born_later), *changed)
+    await consented(service, tenant, born_now)
+    await eventually(
+        lambda: service.db[PROFILES].count_documents(
+            {"tenant": tenant, "birthday_month": {"$ne": None}}
+        ),
+        until=lambda n: n == 2,
+    )
+
+    await rule(api, "birthday")
+
+    [received] = await eventually(
+        lambda: sandbox(service, tenant), until=lambda found: len(found) >= 1
+    )
+    assert received["customer_id"] == born_now
+    assert received["content"]["body"] == f"会员, {month}月生日快乐"
+    # A later sweep finds the message sent and adds nothing.
+    reach = reach_of(service.runtime)
+    assert (
+        await birthdays.sweep(reach.campaigns, reach.audience, reach.messages, datetime.now(UTC))
+        == 0
+    )
+    assert await service.db[SCHEDULED].count_documents({"tenant": tenant}) == 0
+    assert len(await sandbox(service, tenant)) == 1

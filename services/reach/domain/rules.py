@@ -25,6 +25,9 @@ class Trigger(StrEnum):
     FOLLOW_UP_REMINDER_DUE = "follow_up_reminder_due"
     ORDER_PAID = "order_paid"
     CUSTOMER_REGISTERED = "customer_registered"
+    #: Once a year in the customer's birthday month (the customer service publishes the
+    #: month, not the day), found by a sweep rather than an event.
+    BIRTHDAY = "birthday"
 
 
 class Op(StrEnum):

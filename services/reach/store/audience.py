@@ -19,6 +19,7 @@ POLICIES = "policies"
 #: Withdrawals reach must still tell the customer service about (the owner of consent).
 FORWARDS = "consent_forwards"
 INDEXES = [
+    Index(PROFILES, [("tenant", 1), ("birthday_month", 1)], name="by_birthday_month"),
     Index(FORWARDS, [("next_at", 1)], name="due"),
     Index(CONSENTS, [("tenant", 1), ("customer_id", 1)], name="by_customer"),
     Index(QUOTAS, [("tenant", 1), ("customer_id", 1)], name="by_customer"),
@@ -87,6 +88,10 @@ class AudienceStore:
         keys = [f"{tenant}/{c}" for c in customer_ids]
         docs = await self._profiles.find({"_id": {"$in": keys}}).to_list()
         return {d["customer_id"]: d for d in docs}
+
+    async def born_in(self, tenant: str, month: int, limit: int = 100_000) -> list[Document]:
+        cursor = self._profiles.find({"tenant": tenant, "birthday_month": month})
+        return await cursor.limit(limit).to_list()
 
     async def forget(self, tenant: str, customer_id: str, session: AsyncClientSession) -> None:
         query = {"tenant": tenant, "customer_id": customer_id}

@@ -19,6 +19,7 @@ INDEXES = [
     Index(CAMPAIGNS, [("state", 1), ("send_at", 1)], name="due"),
     Index(CAMPAIGNS, [("tenant", 1), ("created_at", -1)], name="by_tenant"),
     Index(RULES, [("tenant", 1), ("trigger", 1), ("active", 1)], name="by_trigger"),
+    Index(RULES, [("trigger", 1), ("active", 1)], name="by_trigger_anywhere"),
     Index(CONVERSIONS, [("tenant", 1), ("campaign_id", 1)], name="by_campaign"),
 ]
 
@@ -85,6 +86,11 @@ class CampaignStore:
     ) -> list[Rule]:
         query = {"tenant": tenant, "trigger": str(trigger), "active": True}
         return [_rule(d) for d in await self._rules.find(query, session=session).to_list()]
+
+    async def active_rules_anywhere(self, trigger: Trigger) -> list[Rule]:
+        """Every tenant's active rules on `trigger` (for sweeps, which no event starts)."""
+        query = {"trigger": str(trigger), "active": True}
+        return [_rule(d) for d in await self._rules.find(query).to_list()]
 
     async def set_active(self, tenant: str, rule_id: str, active: bool) -> bool:
         result = await self._rules.update_one(

@@ -242,6 +242,13 @@ class MessageStore:
 
     # ------------------------------------------------------------------ scheduled drafts
 
+    async def unknown(self, ids: list[str]) -> set[str]:
+        """The ids neither sent nor waiting: a sweep schedules only these."""
+        query = {"_id": {"$in": ids}}
+        known = {d["_id"] for d in await self._messages.find(query, {"_id": 1}).to_list()}
+        known |= {d["_id"] for d in await self._scheduled.find(query, {"_id": 1}).to_list()}
+        return set(ids) - known
+
     async def schedule(
         self, drafts: list[Draft], session: AsyncClientSession | None = None
     ) -> None:
