@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from servicekit.clock import utcnow
-from servicekit.context import TenantDep, current_tenant
+from servicekit.context import TenantDep
 from servicekit.errors import NotFound
 from servicekit.mongo import Document
 from servicekit.runtime import RuntimeDep
@@ -157,7 +157,6 @@ async def aliyun_receipts(reports: list[AliyunReport], reach: ReachDep) -> dict[
         doc = await reach.messages.by_id(report.out_id)
         if doc is None:
             continue
-        current_tenant.set(doc["tenant"])
         if report.success:
             await receipts.delivered(doc["tenant"], report.out_id, utcnow())
         else:

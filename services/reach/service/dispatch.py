@@ -70,6 +70,7 @@ class Facts:
     """What the check needs of one batch, read in a few queries."""
 
     policy: pressure.Policy
+    customers: list[str]
     consented: dict[tuple[Channel, Purpose], set[str]]
     counts: dict[Channel, dict[str, pressure.Counts]]
     profiles: dict[str, Document]
@@ -164,7 +165,8 @@ class Dispatcher:
             c: await self.messages.counts(tenant, customers, str(c), w)
             for c in {d.channel for d in drafts}
         }
-        return Facts(policy, consented, counts, await self.audience.profiles(tenant, customers), {})
+        profiles = await self.audience.profiles(tenant, customers)
+        return Facts(policy, customers, consented, counts, profiles, {})
 
     async def _decide(
         self, tenant: str, drafts: list[Draft], now: datetime, tally: Tally
