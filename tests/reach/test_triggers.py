@@ -16,6 +16,7 @@ from contracts.coupon import CouponClaimed, CouponRedeemed
 from contracts.customer import (
     ConsentGranted,
     ConsentWithdrawn,
+    CustomerErased,
     CustomerProfileChanged,
     CustomerRegistered,
     FollowUpReminderDue,
@@ -334,3 +335,23 @@ async def test_birthday_month_greeting_once_a_year(
     )
     assert await service.db[SCHEDULED].count_documents({"tenant": tenant}) == 0
     assert len(await sandbox(service, tenant)) == 1
+
+
+async def test_an_erased_customer_is_forgotten(
+    service: Service, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"sms": {"per_day": 5, "per_week": 5}})
+    await template(api)
+    await rule(api, "coupon_claimed")
+    lin = customer_id()
+    await publish(service, tenant, granted(lin))
+    await consented(service, tenant, lin)
+    await publish(service, tenant, claimed(lin, "cp-erase", 1_000))
+    await eventually(lambda: sandbox(service, tenant, lin), until=lambda found: len(found) == 1)
+
+    await publish(service, tenant, CustomerErased(customer_id=lin, erased_at=datetime.now(UTC)))
+
+    await eventually(lambda: sandbox(service, tenant, lin), until=lambda found: found == [])
+    [message] = await service.db[MESSAGES].find({"tenant": tenant, "customer_id": lin}).to_list()
+    assert message["erased"] is True and "content" not in message and "variables" not in message
+    assert await service.db[CONSENTS].count_documents({"tenant": tenant, "customer_id": lin}) == 0

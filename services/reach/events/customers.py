@@ -18,6 +18,7 @@ from contracts.customer import (
 from servicekit.consumer import Handler, Subscription
 from servicekit.unit_of_work import Tx
 from services.reach.domain.rules import Trigger
+from services.reach.providers import sandbox
 from services.reach.service import receipts, triggers
 from services.reach.store.audience import AudienceStore
 from services.reach.store.messages import MessageStore
@@ -73,6 +74,7 @@ async def profile_changed(tx: Tx, envelope: Envelope, event: CustomerProfileChan
 async def erased(tx: Tx, envelope: Envelope, event: CustomerErased) -> None:
     await AudienceStore(tx.db).forget(envelope.tenant, event.customer_id, tx.session)
     await MessageStore(tx.db).forget(envelope.tenant, event.customer_id, tx.session)
+    await sandbox.forget(tx.db, envelope.tenant, event.customer_id, tx.session)
 
 
 def attributing(window: timedelta) -> Handler:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -62,3 +63,10 @@ async def received(
         query["customer_id"] = customer_id
     cursor = db[SANDBOX].find(query).sort("received_at", -1).limit(limit)
     return [{"message_id": d.pop("_id"), **d} for d in await cursor.to_list()]
+
+
+async def forget(
+    db: AsyncDatabase[Document], tenant: str, customer_id: str, session: AsyncClientSession
+) -> None:
+    """Erasure: the sandbox's copies of what was said to the customer go too."""
+    await db[SANDBOX].delete_many({"tenant": tenant, "customer_id": customer_id}, session=session)
