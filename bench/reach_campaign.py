@@ -264,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for row in document["service"]:
         print(
-            f"{row['metric']:<42} {row['count']:>9,} in {row['seconds']:7.2f}s = {row['rate_per_s']:>9,.0f}/s"
+            f"{row['metric']:<42} {row['count']:>9,} in {row['seconds']:7.2f}s"
+            f" = {row['rate_per_s']:>9,.0f}/s"
             f"  ({row['ratio_to_broker_produce']:.1%} of broker produce,"
             f" {row['ratio_to_store_insert_many']:.1%} of store insert_many)"
         )
