@@ -28,7 +28,7 @@ test: .venv/.synced
 	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m ruff format --check .
 	$(VENV_PY) -m contracts.catalogue --check
-	$(VENV_PY) -m pytest
+	$(VENV_PY) -m pytest -n 2 --dist loadfile
 
 lint: .venv/.synced
 	$(VENV_PY) -m ruff check .

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 import pytest
@@ -26,7 +27,15 @@ from services.tagging.main import create_app as tagging_app
 from services.tagging.settings import TaggingSettings
 from tests.support.servers import serve
 from tests.support.settings import settings_for
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually as _eventually
+
+#: Every service and consumer group of the platform shares two cores here: give the whole
+#: system longer than a single service's tests before calling a condition unmet.
+SYSTEM_WITHIN = 90
+
+
+eventually = partial(_eventually, within=SYSTEM_WITHIN)
+
 
 pytestmark = pytest.mark.integration
 
