@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from servicekit.context import Actor, ActorDep, TenantDep
-from servicekit.errors import DomainError
+from servicekit.errors import Forbidden
 from servicekit.pagination import Page, PageRequestDep
 from services.coupon.api.deps import CampaignsDep, Id
 from services.coupon.domain.campaigns import Campaign, CampaignDraft, Step
@@ -15,11 +15,6 @@ from services.coupon.store.batches import Batch
 router = APIRouter(tags=["campaigns"])
 #: Who may approve or reject a campaign's request for budget.
 APPROVERS = ("budget_approver", "admin")
-
-
-class Forbidden(DomainError):
-    status = 403
-    title = "Forbidden"
 
 
 class StepNote(BaseModel):
