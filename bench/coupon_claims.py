@@ -30,7 +30,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -43,8 +42,14 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
-from bench.raw_capacity import format_table, rates, run_raw_capacity, write_results
-from devstack import EmbeddedInfra, InfraConfig, free_ports
+from bench.raw_capacity import (
+    format_table,
+    on_infrastructure,
+    rates,
+    run_raw_capacity,
+    write_results,
+)
+from devstack import free_ports
 from servicekit.context import Actor
 from services.coupon.api.claims import claim_limits
 from services.coupon.domain.coupons import Refusal
@@ -418,20 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.external:
-        try:
-            addresses = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["MONGODB_URI"]
-        except KeyError as missing:
-            raise SystemExit(f"--external needs {missing.args[0]} in the environment") from None
-        document = asyncio.run(run_sale(*addresses, args))
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-coupon-") as data_dir:
-            broker_port, store_port = free_ports(2)
-            config = InfraConfig(broker_port, store_port, Path(data_dir))
-            with EmbeddedInfra(config) as infra:
-                document = asyncio.run(
-                    run_sale(infra.kafka_bootstrap_servers, infra.mongodb_uri, args)
-                )
+    document = on_infrastructure(
+        args.external,
+        "bench-coupon-",
+        lambda kafka, mongo: asyncio.run(run_sale(kafka, mongo, args)),
+    )
     write_results(document, args.output)
     print(f"\nresults written to {args.output}", file=sys.stderr)
     return 0

@@ -21,7 +21,6 @@ import datetime as dt
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,10 +30,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from bench.raw_capacity import Measurement, format_table, rates, run_raw_capacity, write_results
+from bench.raw_capacity import (
+    Measurement,
+    format_table,
+    on_infrastructure,
+    rates,
+    run_raw_capacity,
+    write_results,
+)
 from contracts import Envelope, Topic
 from contracts.customer import OrderLine, OrderPaid
-from devstack import EmbeddedInfra, InfraConfig, free_ports
 from servicekit.runtime import Runtime
 from services.loyalty import store
 from services.loyalty.domain.earning import EarningRule
@@ -230,18 +235,9 @@ def _run(bootstrap: str, mongodb_uri: str, args: argparse.Namespace) -> tuple[li
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.external:
-        try:
-            addresses = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["MONGODB_URI"]
-        except KeyError as missing:
-            raise SystemExit(f"--external needs {missing.args[0]} in the environment") from None
-        raw, ratios = _run(*addresses, args)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-loyalty-") as data_dir:
-            broker_port, store_port = free_ports(2)
-            config = InfraConfig(broker_port, store_port, Path(data_dir))
-            with EmbeddedInfra(config) as infra:
-                raw, ratios = _run(infra.kafka_bootstrap_servers, infra.mongodb_uri, args)
+    raw, ratios = on_infrastructure(
+        args.external, "bench-loyalty-", lambda kafka, mongo: _run(kafka, mongo, args)
+    )
     print(format_table(raw))
     print()
     print(format_ratios(ratios))

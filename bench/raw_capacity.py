@@ -18,10 +18,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -31,6 +31,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.write_concern import WriteConcern
 
 from devstack import EmbeddedInfra, InfraConfig, free_ports
+
+T = TypeVar("T")
 
 DEFAULT_MESSAGES = 50_000
 DEFAULT_DOCS = 2_000
@@ -328,6 +330,18 @@ def _external_addresses() -> tuple[str, str]:
         raise SystemExit(f"--external needs {missing.args[0]} in the environment") from None
 
 
+def on_infrastructure(external: bool, prefix: str, run: Callable[[str, str], T]) -> T:
+    """`run(bootstrap, mongodb_uri)` against the servers KAFKA_BOOTSTRAP_SERVERS and
+    MONGODB_URI name (`external`), or against fresh embedded servers on free ports, which
+    never disturb (or are disturbed by) a running devstack. Every benchmark starts this way."""
+    if external:
+        return run(*_external_addresses())
+    with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+        broker_port, store_port = free_ports(2)
+        with EmbeddedInfra(InfraConfig(broker_port, store_port, Path(data_dir))) as infra:
+            return run(infra.kafka_bootstrap_servers, infra.mongodb_uri)
+
+
 def _run(bootstrap: str, mongodb_uri: str, args: argparse.Namespace) -> list[Measurement]:
     return asyncio.run(
         run_raw_capacity(bootstrap, mongodb_uri, messages=args.messages, docs=args.docs)
@@ -336,15 +350,9 @@ def _run(bootstrap: str, mongodb_uri: str, args: argparse.Namespace) -> list[Mea
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.external:
-        measurements = _run(*_external_addresses(), args)
-    else:
-        # Fresh servers on free ports: never disturbs (or is disturbed by) a running devstack.
-        with tempfile.TemporaryDirectory(prefix="bench-raw-") as data_dir:
-            broker_port, store_port = free_ports(2)
-            config = InfraConfig(broker_port, store_port, Path(data_dir))
-            with EmbeddedInfra(config) as infra:
-                measurements = _run(infra.kafka_bootstrap_servers, infra.mongodb_uri, args)
+    measurements = on_infrastructure(
+        args.external, "bench-raw-", lambda kafka, mongo: _run(kafka, mongo, args)
+    )
     print(format_table(measurements))
     write_results(
         results_document(

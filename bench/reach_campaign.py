@@ -26,7 +26,6 @@ import os
 import platform
 import socket
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -35,8 +34,14 @@ from typing import Any
 
 import uvicorn
 
-from bench.raw_capacity import Measurement, format_table, rates, run_raw_capacity, write_results
-from devstack import EmbeddedInfra, InfraConfig, free_ports
+from bench.raw_capacity import (
+    Measurement,
+    format_table,
+    on_infrastructure,
+    rates,
+    run_raw_capacity,
+    write_results,
+)
 from servicekit.jobs import JobRunner, JobStore
 from servicekit.runtime import Runtime
 from services.reach import store
@@ -246,19 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
-    if args.external:
-        raw, service = asyncio.run(
-            run_bench(
-                os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["MONGODB_URI"], args.customers
-            )
-        )
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-reach-") as data_dir:
-            broker_port, store_port = free_ports(2)
-            with EmbeddedInfra(InfraConfig(broker_port, store_port, Path(data_dir))) as infra:
-                raw, service = asyncio.run(
-                    run_bench(infra.kafka_bootstrap_servers, infra.mongodb_uri, args.customers)
-                )
+    raw, service = on_infrastructure(
+        args.external,
+        "bench-reach-",
+        lambda kafka, mongo: asyncio.run(run_bench(kafka, mongo, args.customers)),
+    )
     document = results_document(raw, service, args.customers, args.external)
     print(format_table(raw))
     print()
