@@ -96,3 +96,66 @@ class CouponRestored(CouponEvent):
     order_id: str
     discount: int
     restored_at: datetime
+
+
+class CouponExpiryNoticed(CouponEvent):
+    """Sent once per coupon when it is about to expire unused (reach reminds the customer)."""
+
+    type: ClassVar[str] = "coupon.expiry_noticed.v1"
+
+    coupon_id: str
+    batch_id: str
+    campaign_id: str
+    customer_id: str
+    face_value: int
+    valid_until: datetime
+    noticed_at: datetime
+
+
+class AlertEvent(CouponEvent):
+    """An ops alert (预警) of the coupon service, keyed by the alert so its changes stay in order.
+
+    `kind` is stock, budget or efficiency; `subject_kind`/`subject_id` name what it is about
+    (a batch, a budget, a merchant or product); `owner` is the team that owns the budget."""
+
+    subject_field: ClassVar[str] = "alert_id"
+
+    alert_id: str
+    kind: str
+    severity: str
+    subject_kind: str
+    subject_id: str
+    budget_id: str | None = None
+    owner: str | None = None
+    title: str
+    detail: str
+    measures: dict[str, float] = {}
+    at: datetime
+
+
+class AlertRaised(AlertEvent):
+    """Sent when a condition first crosses its alert line: one alert per open condition."""
+
+    type: ClassVar[str] = "coupon.alert_raised.v1"
+
+
+class AlertUpdated(AlertEvent):
+    """Sent when an open alert's measures change (it is not raised again)."""
+
+    type: ClassVar[str] = "coupon.alert_updated.v1"
+
+
+class AlertAcknowledged(AlertEvent):
+    """Sent when someone from ops acknowledges an open alert."""
+
+    type: ClassVar[str] = "coupon.alert_acknowledged.v1"
+
+    acknowledged_by: str
+
+
+class AlertResolved(AlertEvent):
+    """Sent when an alert's condition no longer holds (or ops resolve it by hand)."""
+
+    type: ClassVar[str] = "coupon.alert_resolved.v1"
+
+    resolved_by: str
