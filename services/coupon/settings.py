@@ -31,3 +31,22 @@ class CouponSettings(ServiceSettings):
     rate_window_sweep_seconds: float = 60.0
     #: How often expired locks are swept back to available.
     lock_sweep_seconds: float = 5.0
+
+    # --- redeem codes and partner exchange (codes-and-partners, issue 7) ---
+    #: Wrong or used codes a customer may try per window before 429 (0 turns it off).
+    code_failures_per_window: int = 10
+    code_failure_window_seconds: int = 600
+    #: The most codes one lot holds, and how many one insert writes.
+    code_lot_max: int = 100_000
+    code_insert_chunk: int = 5_000
+    #: The most codes a partner takes in one request.
+    partner_codes_per_take: int = 1_000
+    #: Where the customer service answers (a partner names our customer by mobile).
+    customer_base_url: str = "http://127.0.0.1:8101"
+    #: Webhooks to partners: attempts before a delivery is marked failed, the first wait
+    #: between attempts (doubling, capped), each attempt's timeout, and how often to look.
+    partner_webhook_attempts: int = 8
+    partner_webhook_backoff_seconds: float = 2.0
+    partner_webhook_max_backoff_seconds: float = 600.0
+    partner_webhook_timeout_seconds: float = 10.0
+    partner_webhook_poll_seconds: float = 1.0
