@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from services.coupon.api import budgets, campaigns, claims, wallet
+from services.coupon.api import budgets, campaigns, claims, codes, wallet
 
 router = APIRouter()
 for part in (budgets, campaigns, claims, wallet):
     router.include_router(part.router)
+router.include_router(codes.router)  # codes-and-partners part
 
 __all__ = ["router"]

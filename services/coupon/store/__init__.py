@@ -1,7 +1,15 @@
 """Coupon store: every query of the coupon service lives here."""
 
 from servicekit.mongo import Index
-from services.coupon.store import batches, budgets, campaigns, coupons, customers, rate_windows
+from services.coupon.store import (
+    batches,
+    budgets,
+    campaigns,
+    codes,  # codes-and-partners part
+    coupons,
+    customers,
+    rate_windows,
+)
 
 INDEXES: list[Index] = [
     *budgets.INDEXES,
@@ -11,3 +19,4 @@ INDEXES: list[Index] = [
     *customers.INDEXES,
     *rate_windows.INDEXES,
 ]
+INDEXES += codes.INDEXES  # codes-and-partners part

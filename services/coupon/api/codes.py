@@ -1,0 +1,140 @@
+"""Redeem codes (兑换码): staff make lots of codes for a batch; a customer exchanges a code
+for a coupon of it."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from servicekit.context import Actor, ActorDep, TenantDep
+from servicekit.errors import Forbidden, InvalidInput
+from servicekit.idempotency import HEADER as IDEMPOTENCY_KEY
+from servicekit.runtime import RuntimeDep
+from services.coupon.api.claims import CouponView
+from services.coupon.api.deps import DeskDep, Id, LimiterDep, settings_of
+from services.coupon.domain.batches import ID_PATTERN
+from services.coupon.service.codes import CodeDesk
+from services.coupon.store.codes import CodeLot
+
+router = APIRouter(tags=["redeem codes"])
+
+
+async def _code_desk(runtime: RuntimeDep, desk: DeskDep, limiter: LimiterDep) -> CodeDesk:
+    return CodeDesk(runtime, settings_of(runtime), desk, limiter)
+
+
+async def staff_only(actor: ActorDep) -> Actor:
+    """Partners reach only `/partner/...` through the gateway; refused here as well."""
+    if actor.kind == "partner":
+        raise Forbidden("partners may call only the partner API", code="partner_path")
+    return actor
+
+
+CodeDeskDep = Annotated[CodeDesk, Depends(_code_desk)]
+StaffDep = Annotated[Actor, Depends(staff_only)]
+
+
+def refuse_idempotency_key(request: Request) -> None:
+    """An answer with plain codes must not be kept (the idempotency store keeps answers)."""
+    if IDEMPOTENCY_KEY in request.headers:
+        raise InvalidInput(
+            "codes are shown once and never stored: send this request without Idempotency-Key",
+            field="Idempotency-Key",
+            code="idempotency_key_not_allowed",
+        )
+
+
+class NewLot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=1)
+
+
+class MadeLot(BaseModel):
+    """A lot and its codes: the only time the codes are shown."""
+
+    lot: CodeLot
+    codes: list[str]
+
+
+class LotView(CodeLot):
+    used: int
+
+
+class Redemption(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(pattern=ID_PATTERN)
+    code: str = Field(min_length=1, max_length=40)
+
+
+@router.post(
+    "/batches/{batch_id}/code-lots", status_code=status.HTTP_201_CREATED, response_model=None
+)
+async def make_lot(
+    batch_id: Id,
+    body: NewLot,
+    request: Request,
+    tenant: TenantDep,
+    actor: StaffDep,
+    codes: CodeDeskDep,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> MadeLot | Response:
+    """Make `count` redeem codes for the batch (up to `code_lot_max`, 100,000 by default;
+    about 10 s per 100,000 on the embedded store). The codes are in this answer only, as
+    JSON or, with `?format=csv`, a CSV file: the service keeps just a keyed digest of each.
+    Send it without Idempotency-Key (refused: the answer would be stored)."""
+    refuse_idempotency_key(request)
+    if body.count > codes.settings.code_lot_max:
+        raise InvalidInput(f"at most {codes.settings.code_lot_max} codes per lot", field="count")
+    made = await codes.make_lot(tenant, batch_id, body.count, by=actor.id)
+    if format == "csv":
+        return Response(
+            _csv(made.codes),
+            status_code=status.HTTP_201_CREATED,
+            media_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="{made.lot.id}.csv"',
+                "X-Code-Lot-Id": made.lot.id,
+            },
+        )
+    return MadeLot(lot=made.lot, codes=made.codes)
+
+
+def _csv(codes: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["code"])
+    writer.writerows([c] for c in codes)
+    return out.getvalue()
+
+
+@router.get("/batches/{batch_id}/code-lots")
+async def list_lots(
+    batch_id: Id, tenant: TenantDep, actor: StaffDep, codes: CodeDeskDep
+) -> list[LotView]:
+    """The batch's lots, newest first, with how many of each were redeemed."""
+    lots = await codes.store.lots_of(tenant, batch_id)
+    return [
+        LotView(**lot.model_dump(), used=await codes.store.used_in(tenant, lot.id)) for lot in lots
+    ]
+
+
+@router.post("/codes/redemptions", status_code=status.HTTP_201_CREATED)
+async def redeem(
+    body: Redemption, response: Response, tenant: TenantDep, codes: CodeDeskDep
+) -> CouponView:
+    """Exchange a code for a coupon of its batch (201; 200 with the same coupon when this
+    customer redeemed it before). A mistyped code is 422 `code_mistyped` (its check symbol
+    is wrong); a code that does not exist or another customer used is 409
+    `code_not_redeemable`, the same answer for both. After `code_failures_per_window` such
+    failures in a window the customer gets 429 with Retry-After. The batch's refusals
+    (sold_out, limit_reached, claim_closed, ...) are 409 as for claims."""
+    claimed = await codes.redeem(tenant, body.customer_id, body.code)
+    if not claimed.created:
+        response.status_code = status.HTTP_200_OK
+    return CouponView.of(claimed.coupon, claimed.coupon.claimed_at)
