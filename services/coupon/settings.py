@@ -50,3 +50,7 @@ class CouponSettings(ServiceSettings):
     partner_webhook_max_backoff_seconds: float = 600.0
     partner_webhook_timeout_seconds: float = 10.0
     partner_webhook_poll_seconds: float = 1.0
+
+    # --- core (issue 6): per-tenant policy, stock leases, reservations after a campaign ends
+    #: How long a replica trusts its copy of a tenant's policy (time zone, margin rules).
+    policy_cache_seconds: float = 5.0

@@ -2,11 +2,20 @@
 
 from fastapi import APIRouter
 
-from services.coupon.api import budgets, campaigns, claims, codes, wallet
+from services.coupon.api import (
+    budgets,
+    campaigns,
+    claims,
+    codes,
+    policy,  # core part (issue 6)
+    wallet,
+)
 
 router = APIRouter()
 for part in (budgets, campaigns, claims, wallet):
     router.include_router(part.router)
 router.include_router(codes.router)  # codes-and-partners part
+
+router.include_router(policy.router)  # core part (issue 6)
 
 __all__ = ["router"]

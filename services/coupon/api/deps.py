@@ -14,6 +14,7 @@ from services.coupon.service import parts
 from services.coupon.service.budgets import BudgetService
 from services.coupon.service.campaigns import CampaignService
 from services.coupon.service.claims import ClaimDesk
+from services.coupon.service.policies import PolicyBook
 from services.coupon.service.rate_limits import RateLimiter
 from services.coupon.service.redemption import RedemptionService
 from services.coupon.settings import CouponSettings
@@ -43,7 +44,7 @@ async def _campaigns(runtime: RuntimeDep) -> CampaignService:
         BudgetStore(db),
         BatchStore(db),
         CouponStore(db),
-        parts.policy(settings_of(runtime)),
+        parts.policies(runtime),
     )
 
 
@@ -56,6 +57,10 @@ async def _limiter(runtime: RuntimeDep) -> RateLimiter:
     return runtime.state[parts.LIMITER]
 
 
+async def _policies(runtime: RuntimeDep) -> PolicyBook:
+    return parts.policies(runtime)
+
+
 async def _redemption(runtime: RuntimeDep) -> RedemptionService:
     return parts.redemption(runtime, settings_of(runtime))
 
@@ -64,4 +69,5 @@ BudgetsDep = Annotated[BudgetService, Depends(_budgets)]
 CampaignsDep = Annotated[CampaignService, Depends(_campaigns)]
 DeskDep = Annotated[ClaimDesk, Depends(_desk)]
 LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
+PoliciesDep = Annotated[PolicyBook, Depends(_policies)]
 RedemptionDep = Annotated[RedemptionService, Depends(_redemption)]

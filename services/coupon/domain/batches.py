@@ -180,7 +180,7 @@ class BatchSpec(BaseModel):
 
 
 class MarginPolicy(BaseModel):
-    min_margin_percent: int = Field(5, ge=0, le=90)
+    min_margin_percent: int = Field(5, ge=0, le=100)
     cost_ratio_percent: int = Field(70, ge=0, le=100)
 
 

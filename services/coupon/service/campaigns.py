@@ -19,10 +19,11 @@ from servicekit.errors import Conflict, InvalidInput, NotFound
 from servicekit.pagination import PageRequest
 from servicekit.unit_of_work import Tx, UnitOfWork
 from services.coupon.domain import campaigns as rules
-from services.coupon.domain.batches import MarginPolicy, check_campaign_batches
+from services.coupon.domain.batches import check_campaign_batches
 from services.coupon.domain.budgets import Movement
 from services.coupon.domain.campaigns import Campaign, CampaignDraft, CampaignState, Step
 from services.coupon.service.budgets import raise_alerts
+from services.coupon.service.policies import PolicyBook
 from services.coupon.store.batches import Batch, BatchState, BatchStore
 from services.coupon.store.budgets import BudgetStore
 from services.coupon.store.campaigns import CampaignStore, StateMoved
@@ -37,17 +38,18 @@ class CampaignService:
         budgets: BudgetStore,
         batches: BatchStore,
         coupons: CouponStore,
-        policy: MarginPolicy,
+        policies: PolicyBook,
     ) -> None:
         self.uow = uow
         self.campaigns = campaigns
         self.budgets = budgets
         self.batches = batches
         self.coupons = coupons
-        self.policy = policy
+        #: Tenants' policies: the margin rules each tenant's batches are checked against.
+        self.policies = policies
 
     async def draft(self, tenant: str, draft: CampaignDraft, actor: Actor) -> Campaign:
-        check_campaign_batches(draft.batches, self.policy)
+        check_campaign_batches(draft.batches, (await self.policies.of(tenant)).margin)
         campaign = rules.drafted(f"cmp_{uuid.uuid4().hex[:16]}", draft, by=actor.id, now=utcnow())
 
         async def work(tx: Tx) -> Campaign:

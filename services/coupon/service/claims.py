@@ -19,8 +19,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -42,6 +41,7 @@ from services.coupon.domain.coupons import (
     local_day,
 )
 from services.coupon.service.batching import Batcher
+from services.coupon.service.policies import PolicyBook
 from services.coupon.settings import CouponSettings
 from services.coupon.store.batches import Batch, BatchState, BatchStore
 from services.coupon.store.coupons import (
@@ -54,6 +54,7 @@ from services.coupon.store.coupons import (
     grant_id,
 )
 from services.coupon.store.customers import CustomerOrdersStore
+from services.coupon.store.policies import PolicyStore
 from services.coupon.store.races import is_duplicate_key
 
 BATCH_CACHE_SECONDS = 1.0
@@ -259,7 +260,7 @@ class BatchIssuer:
         if not customers:
             return
         spec = batch.spec
-        today = local_day(now, self.desk.zone)
+        today = local_day(now, (await self.desk.policies.of(self.tenant)).zone)
         slots = await self._taken(
             COUPONS, customers, spec.per_customer_limit,
             lambda c, n: coupon_id(self.tenant, self.batch_id, c, n), tx,
@@ -361,10 +362,13 @@ def _seat(
 class ClaimDesk:
     """Every batch issuer of this replica, and the batches they serve, cached briefly."""
 
-    def __init__(self, runtime: Runtime, settings: CouponSettings) -> None:
+    def __init__(
+        self, runtime: Runtime, settings: CouponSettings, policies: PolicyBook | None = None
+    ) -> None:
         self.runtime = runtime
         self.settings = settings
-        self.zone: tzinfo = ZoneInfo(settings.time_zone)
+        #: Tenants' policies: the time zone that daily limits count days in.
+        self.policies = policies or PolicyBook(PolicyStore(runtime.db), settings)
         self.rng = random.SystemRandom()
         self.batches = BatchStore(runtime.db)
         self.coupons = CouponStore(runtime.db)

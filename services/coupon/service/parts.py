@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from zoneinfo import ZoneInfo
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -17,6 +16,7 @@ from servicekit.runtime import Runtime, Worker
 from servicekit.unit_of_work import UnitOfWork
 from services.coupon.domain.batches import MarginPolicy
 from services.coupon.service.claims import ClaimDesk
+from services.coupon.service.policies import PolicyBook
 from services.coupon.service.rate_limits import RateLimiter
 from services.coupon.service.redemption import Checkout, RedemptionService
 from services.coupon.settings import CouponSettings
@@ -25,25 +25,40 @@ from services.coupon.store.budgets import BudgetStore
 from services.coupon.store.campaigns import CampaignStore
 from services.coupon.store.coupons import CouponStore
 from services.coupon.store.customers import CustomerOrdersStore
+from services.coupon.store.policies import PolicyStore
 from services.coupon.store.rate_windows import RateWindowStore, sweep_expired
 
 log = logging.getLogger("services.coupon.parts")
-DESK, LIMITER = "claim_desk", "rate_limiter"
+DESK, LIMITER, POLICIES = "claim_desk", "rate_limiter", "policies"
 
 
 def policy(settings: CouponSettings) -> MarginPolicy:
+    """The service-wide default margin rules (a tenant's own are in `policies(runtime)`)."""
     return MarginPolicy(
         min_margin_percent=settings.min_margin_percent,
         cost_ratio_percent=settings.cost_ratio_percent,
     )
 
 
+def policies(runtime: Runtime) -> PolicyBook:
+    """This replica's book of tenants' policies (one cache shared by every use case)."""
+    book = runtime.state.get(POLICIES)
+    if book is None:
+        settings = runtime.settings
+        assert isinstance(settings, CouponSettings)
+        book = runtime.state[POLICIES] = PolicyBook(PolicyStore(runtime.db), settings)
+    return book
+
+
 def redemption(runtime: Runtime, settings: CouponSettings) -> RedemptionService:
-    return redemption_on(runtime.db, runtime.uow, settings)
+    return redemption_on(runtime.db, runtime.uow, settings, policies(runtime))
 
 
 def redemption_on(
-    db: AsyncDatabase[Document], uow: UnitOfWork | None, settings: CouponSettings
+    db: AsyncDatabase[Document],
+    uow: UnitOfWork | None,
+    settings: CouponSettings,
+    book: PolicyBook | None = None,
 ) -> RedemptionService:
     """The use cases on `db`; without a unit of work only the `*_in(tx, ...)` steps run
     (an event handler's transaction)."""
@@ -55,8 +70,7 @@ def redemption_on(
             budgets=BudgetStore(db),
             campaigns=CampaignStore(db),
             customers=CustomerOrdersStore(db),
-            zone=ZoneInfo(settings.time_zone),
-            policy=policy(settings),
+            policies=book or PolicyBook(PolicyStore(db), settings),
             lock_seconds=settings.lock_seconds,
             rng=random.SystemRandom(),
         )
@@ -66,7 +80,7 @@ def redemption_on(
 def install(runtime: Runtime) -> ClaimDesk:
     settings = runtime.settings
     assert isinstance(settings, CouponSettings)
-    desk = ClaimDesk(runtime, settings)
+    desk = ClaimDesk(runtime, settings, policies(runtime))
     runtime.state[DESK] = desk
     runtime.state[LIMITER] = RateLimiter(RateWindowStore(runtime.db))
     return desk

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -22,11 +22,13 @@ from servicekit.clock import utcnow
 from servicekit.errors import Conflict, NotFound
 from servicekit.unit_of_work import Tx, UnitOfWork
 from services.coupon.domain import checkout
-from services.coupon.domain.batches import DiscountKind, MarginPolicy
+from services.coupon.domain.batches import DiscountKind
 from services.coupon.domain.budgets import Movement
 from services.coupon.domain.checkout import NotApplicable, Offer, OrderDraft
 from services.coupon.domain.coupons import Coupon, CouponState
+from services.coupon.domain.policy import TenantPolicy
 from services.coupon.service.claims import claimed_event, new_coupon
+from services.coupon.service.policies import PolicyBook
 from services.coupon.store.batches import Batch, BatchStore
 from services.coupon.store.budgets import BudgetStore
 from services.coupon.store.campaigns import CampaignStore
@@ -63,8 +65,8 @@ class Checkout:
     budgets: BudgetStore
     campaigns: CampaignStore
     customers: CustomerOrdersStore
-    zone: tzinfo
-    policy: MarginPolicy
+    #: Tenants' policies: usable hours in the tenant's zone, margin rules at checkout.
+    policies: PolicyBook
     lock_seconds: int
     rng: random.Random
 
@@ -84,12 +86,19 @@ class RedemptionService:
         coupons = await self.p.coupons.usable(tenant, customer_id, now)
         batches = await self.p.batches.many(tenant, sorted({c.batch_id for c in coupons}))
         paid = (await self.p.customers.paid_orders(tenant, [customer_id]))[customer_id]
-        offers = [self._offer(batches[c.batch_id], c, order, paid, now) for c in coupons]
+        policy = await self.p.policies.of(tenant)
+        offers = [self._offer(batches[c.batch_id], c, order, paid, now, policy) for c in coupons]
         applicable, others = checkout.best_first(offers)
         return Quote(order_id=order.order_id, applicable=applicable, not_applicable=others)
 
     def _offer(
-        self, batch: Batch, coupon: Coupon, order: OrderDraft, paid: int, now: datetime
+        self,
+        batch: Batch,
+        coupon: Coupon,
+        order: OrderDraft,
+        paid: int,
+        now: datetime,
+        policy: TenantPolicy,
     ) -> Offer:
         return checkout.offer(
             batch.spec,
@@ -97,8 +106,8 @@ class RedemptionService:
             order,
             paid_orders=paid,
             now=now,
-            zone=self.p.zone,
-            policy=self.p.policy,
+            zone=policy.zone,
+            policy=policy.margin,
             locked_to=order.order_id,
         )
 
@@ -108,6 +117,7 @@ class RedemptionService:
         self, tenant: str, customer_id: str, coupon_id: str, order: OrderDraft
     ) -> Coupon:
         """Hold the coupon for the unpaid order, with the discount it gives it."""
+        policy = await self.p.policies.of(tenant)
 
         async def work(tx: Tx) -> Coupon:
             now = utcnow()
@@ -123,7 +133,7 @@ class RedemptionService:
             paid = (await self.p.customers.paid_orders(tenant, [customer_id], tx.session))[
                 customer_id
             ]
-            offer = self._offer(batch, coupon, order, paid, now)
+            offer = self._offer(batch, coupon, order, paid, now, policy)
             if offer.reason == NotApplicable.NOT_AVAILABLE:
                 raise Conflict("the coupon is not available", code="coupon_not_available")
             if offer.reason is not None:
