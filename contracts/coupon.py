@@ -159,3 +159,18 @@ class AlertResolved(AlertEvent):
     type: ClassVar[str] = "coupon.alert_resolved.v1"
 
     resolved_by: str
+
+
+class CompensationHeld(CouponEvent):
+    """Sent when a compensation request goes over a review threshold and waits for a reviewer."""
+
+    type: ClassVar[str] = "coupon.compensation_held.v1"
+
+    compensation_id: str
+    customer_id: str
+    order_id: str | None = None
+    batch_id: str
+    value: int
+    thresholds: list[str]
+    requested_by: str
+    requested_at: datetime

@@ -7,6 +7,7 @@ from services.coupon.api import (
     campaigns,
     claims,
     codes,
+    compensation,  # compensation-and-subsidy part
     policy,  # core part (issue 6)
     wallet,
 )
@@ -14,6 +15,7 @@ from services.coupon.api import (
 router = APIRouter()
 for part in (budgets, campaigns, claims, wallet):
     router.include_router(part.router)
+router.include_router(compensation.router)  # compensation-and-subsidy part
 router.include_router(codes.router)  # codes-and-partners part
 
 router.include_router(policy.router)  # core part (issue 6)

@@ -6,6 +6,7 @@ from services.coupon.store import (
     budgets,
     campaigns,
     codes,  # codes-and-partners part
+    compensation,  # compensation-and-subsidy part
     coupons,
     customers,
     rate_windows,
@@ -19,4 +20,5 @@ INDEXES: list[Index] = [
     *customers.INDEXES,
     *rate_windows.INDEXES,
 ]
+INDEXES += compensation.INDEXES  # compensation-and-subsidy part
 INDEXES += codes.INDEXES  # codes-and-partners part
