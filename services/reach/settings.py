@@ -47,3 +47,11 @@ class ReachSettings(ServiceSettings):
     consumer_groups: set[str] | None = None
     #: Orders paid this long after a touch are still attributed to it.
     attribution_window_days: int = 7
+    #: Keys that seal tenants' provider secrets at rest, by key id, base64 of 32 bytes
+    #: (REACH_SEALING_KEYS='{"k1": "..."}'); empty: one key derived from REACH_SECRET_KEY.
+    sealing_keys: dict[str, str] = {}
+    #: The key new secrets are sealed with; older keys still open what they sealed.
+    sealing_active_key: str = ""
+    #: How long a replica reuses a tenant's provider config before reading it again (a
+    #: change made on another replica takes effect within this long).
+    provider_config_cache_seconds: float = 5.0

@@ -133,3 +133,37 @@ async def test_a_customer_without_an_address_fails_with_the_reason(
     )
     sent = await send(api, wang, channel="email", template_id="vip")
     assert sent["status"] == "failed" and sent["reason"] == "no_email"
+
+
+async def test_only_the_agent_holding_a_call_task_sees_the_number_to_call(
+    service: Service, customer_service: Customer, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"call": {"per_day": 5, "per_week": 5}})
+    await template(api, "call_script", "call", body="{{customer_name}}您好, 会员日邀约")
+    headers = {"X-Tenant-Id": tenant}
+    async with httpx.AsyncClient(base_url=customer_service.url, headers=headers, timeout=30) as crm:
+        created = await crm.post(
+            "/customers",
+            json={"display_name": "赵女士", "source_channel": "store", "mobile": "13800138000"},
+        )
+        zhao = created.json()["id"]
+        await crm.put(
+            f"/customers/{zhao}/consents/call/marketing", json={"granted": True, "source": "form"}
+        )
+    await eventually(
+        lambda: service.db[CONSENTS].find_one(
+            {"tenant": tenant, "customer_id": zhao, "channel": "call", "granted": True}
+        ),
+        until=lambda doc: doc is not None,
+        within=60,
+    )
+    task_id = (await send(api, zhao, channel="call", template_id="call_script"))["message_id"]
+    number = f"/call-tasks/{task_id}/number"
+    assert (await api.get(number, headers={"X-Actor-Id": "agent-1"})).status_code == 409
+    claimed = await api.post(f"/call-tasks/{task_id}/claim", headers={"X-Actor-Id": "agent-1"})
+    assert claimed.status_code == 200
+    assert "mobile" not in claimed.json()  # the list never carries it
+
+    assert (await api.get(number, headers={"X-Actor-Id": "agent-2"})).status_code == 409
+    shown = await api.get(number, headers={"X-Actor-Id": "agent-1"})
+    assert shown.status_code == 200 and shown.json() == {"mobile": "+8613800138000"}

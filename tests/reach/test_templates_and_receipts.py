@@ -119,8 +119,12 @@ async def test_receipts_and_clicks_are_recorded_and_published_once(
     assert first["status"] == second["status"] == "sent" and first["provider"] == "webhook"
     got = {r["customer_id"]: r for r in hook.received}
     assert got[lin]["content"]["subject"] == "会员, 双十一会员日"
-    link = f"https://brand.example/api/v1/reach/r/{first['message_id']}"
-    assert got[lin]["content"]["body"] == f"专属30元券: {link}"
+    prefix = "专属30元券: https://brand.example/api/v1/reach/r/"
+    assert got[lin]["content"]["body"].startswith(prefix)
+    link_id = got[lin]["content"]["body"].removeprefix(prefix)
+    # The link names the message with a MAC only the service can make: not guessable from
+    # the message id (which is derived from a dedupe key others may know).
+    assert link_id.startswith(first["message_id"] + ".") and len(link_id) == 45
 
     receipts = [
         {"message_id": first["message_id"], "status": "delivered"},
@@ -129,10 +133,17 @@ async def test_receipts_and_clicks_are_recorded_and_published_once(
     ]
     recorded = [(await api.post("/receipts", json=r)).json()["recorded"] for r in receipts]
     assert recorded == [True, False, True]
+    forged = [first["message_id"], link_id[:-1] + ("A" if link_id[-1] != "A" else "B")]
+    for bad in forged:
+        refused = await api.get(f"/r/{bad}", follow_redirects=False)
+        assert refused.status_code == 404, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    assert (await api.get(f"/messages/{first['message_id']}")).json()["clicked_at"] is None
     for _ in range(2):
-        click = await api.get(f"/r/{first['message_id']}", follow_redirects=False)
+        click = await api.get(f"/r/{link_id}", follow_redirects=False)
         assert click.status_code == 302 and click.headers["location"] == "https://shop.example/vip"
-    no_link = await api.get(f"/r/{second['message_id']}", follow_redirects=False)
+    second_link = hook.received[-1]["content"]["body"].rpartition("/r/")[2]
+    no_link = await api.get(f"/r/{second_link}", follow_redirects=False)
     assert no_link.status_code == 404
 
     mine = (await api.get(f"/messages/{first['message_id']}")).json()
@@ -155,16 +166,28 @@ async def test_receipts_and_clicks_are_recorded_and_published_once(
     assert unknown.status_code == 404
 
 
-async def test_aliyun_delivery_reports_name_our_message(
+async def test_aliyun_delivery_reports_need_the_tenants_token(
     service: Service, tenant: str, api: httpx.AsyncClient
 ) -> None:
-    # The sandbox serves sms here and marks delivered at once; a report then changes nothing,
-    # while one for an email still `sent` is applied by its out_id.
+    # Alibaba's push is unsigned: the URL the tenant's sms config answers carries a secret
+    # token, and a report names the tenant's own messages by out_id. Here the report is
+    # for an email still `sent` (through the webhook), which it fails.
     await policy(api, caps={"email": {"per_day": 5, "per_week": 5}})
     await template(api, "welcome", "email", **EMAIL)
     lin = customer_id()
     await consent(service, tenant, lin, channel="email")
     sent = await send(api, lin, channel="email")
+    config = {
+        "provider": "aliyun_sms",
+        "access_key_id": "LTAI5tTest01",
+        "access_key_secret": "s" * 30,
+    }
+    configured = await api.put("/providers/sms", json=config, headers={"X-Actor-Roles": "admin"})
+    assert configured.status_code == 200, configured.text
+    receipt_url = configured.json()["receipt_url"]
+    prefix = f"https://brand.example/api/v1/reach/receipts/aliyun-sms/{tenant}/"
+    assert receipt_url.startswith(prefix)
+    token = receipt_url.removeprefix(prefix)
     report = [
         {
             "out_id": sent["message_id"],
@@ -173,9 +196,22 @@ async def test_aliyun_delivery_reports_name_our_message(
             "err_msg": "停机",
         }
     ]
+    bare = httpx.AsyncClient(base_url=service.url)  # no tenant header: the URL is all it has
+    async with bare:
+        for path in (
+            f"/receipts/aliyun-sms/{tenant}/{'x' * len(token)}",
+            f"/receipts/aliyun-sms/other-tenant/{token}",
+        ):
+            refused = await bare.post(path, json=report)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["code"] == "receipt_unverified"
+        assert (await api.get(f"/messages/{sent['message_id']}")).json()["status"] == "sent"
 
-    response = await api.post("/receipts/aliyun-sms", json=report)
+        response = await bare.post(f"/receipts/aliyun-sms/{tenant}/{token}", json=report)
 
-    assert response.json() == {"code": 0}
+    assert response.json() == {"code": 0, "msg": "成功"}
     after = (await api.get(f"/messages/{sent['message_id']}")).json()
     assert after["status"] == "failed" and after["reason"] == "sms_MOBILE_NOT_ON_SERVICE"
+    # Saving the config again keeps the URL the platform was given.
+    again = await api.put("/providers/sms", json=config, headers={"X-Actor-Roles": "admin"})
+    assert again.json()["receipt_url"] == receipt_url and again.json()["version"] == 2

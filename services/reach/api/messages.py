@@ -1,4 +1,4 @@
-"""Single sends, messages and their receipts, tracked links, unsubscribes, subscription
+"""Single sends, messages and their receipts, unsubscribes, subscription
 authorisations, the tenant's contact policy, and the sandbox's outbox."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from servicekit.clock import utcnow
@@ -128,7 +127,9 @@ class ReceiptOutcome(BaseModel):
 
 @router.post("/receipts")
 async def record_receipt(body: Receipt, tenant: TenantDep, reach: ReachDep) -> ReceiptOutcome:
-    """A provider's delivery receipt; a repeated one changes nothing."""
+    """A provider's delivery receipt, sent by a caller the gateway authenticated as the
+    tenant; a repeated one changes nothing. (Providers outside call the public receipt
+    routes instead, see api/public.py.)"""
     receipts = Receipts(reach.dispatcher.uow, reach.messages)
     at = body.at or utcnow()
     if body.status == "delivered":
@@ -136,39 +137,6 @@ async def record_receipt(body: Receipt, tenant: TenantDep, reach: ReachDep) -> R
     return ReceiptOutcome(
         recorded=await receipts.failed(tenant, body.message_id, body.reason or "undelivered", at)
     )
-
-
-class AliyunReport(BaseModel):
-    """One entry of Alibaba Cloud SMS's delivery report push (SmsReport)."""
-
-    out_id: str = Field(pattern=r"^msg_[0-9a-f]{24}$")
-    success: bool
-    err_code: str | None = Field(None, max_length=64)
-    err_msg: str | None = Field(None, max_length=200)
-    report_time: str | None = Field(None, max_length=40)
-
-
-@router.post("/receipts/aliyun-sms")
-async def aliyun_receipts(reports: list[AliyunReport], reach: ReachDep) -> dict[str, int]:
-    """Alibaba Cloud SMS delivery reports; our message id travels as `out_id`. Answers as
-    the platform expects (`code: 0`) once recorded."""
-    receipts = Receipts(reach.dispatcher.uow, reach.messages)
-    for report in reports[:1000]:
-        doc = await reach.messages.by_id(report.out_id)
-        if doc is None:
-            continue
-        if report.success:
-            await receipts.delivered(doc["tenant"], report.out_id, utcnow())
-        else:
-            await receipts.failed(doc["tenant"], report.out_id, f"sms_{report.err_code}", utcnow())
-    return {"code": 0}
-
-
-@router.get("/r/{message_id}", response_class=RedirectResponse, status_code=302)
-async def follow_link(message_id: MessageId, reach: ReachDep) -> RedirectResponse:
-    """A tracked link: records the click (once) and forwards to the campaign's URL."""
-    doc = await Receipts(reach.dispatcher.uow, reach.messages).clicked(message_id)
-    return RedirectResponse(doc["link_url"], status_code=302)
 
 
 class Unsubscribe(BaseModel):

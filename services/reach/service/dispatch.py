@@ -20,7 +20,7 @@ from contracts.reach import MessageDelivered, MessageFailed, MessageSent
 from servicekit.clock import utcnow
 from servicekit.mongo import Document
 from servicekit.unit_of_work import Tx, UnitOfWork
-from services.reach.domain import pressure, templates
+from services.reach.domain import links, pressure, templates
 from services.reach.domain.channels import Channel, Purpose, Recipient
 from services.reach.domain.messages import Draft, Status
 from services.reach.domain.templates import Content, Template
@@ -88,6 +88,7 @@ class Dispatcher:
         providers: Providers,
         contacts: CustomerContacts,
         link_base: str,
+        link_key: bytes,
     ) -> None:
         self.uow = uow
         self.messages = messages
@@ -96,6 +97,7 @@ class Dispatcher:
         self.providers = providers
         self.contacts = contacts
         self.link_base = link_base.rstrip("/")
+        self.link_key = link_key
 
     async def dispatch(
         self,
@@ -252,7 +254,7 @@ class Dispatcher:
             values.setdefault("customer_name", profile["display_name"])
         if profile.get("birthday_month"):
             values.setdefault("birthday_month", str(profile["birthday_month"]))
-        values["link"] = f"{self.link_base}/r/{draft.message_id}"
+        values["link"] = f"{self.link_base}/r/{links.link_id(self.link_key, draft.message_id)}"
         return values
 
     async def _template(self, tenant: str, draft: Draft) -> Template | None:
@@ -285,7 +287,7 @@ class Dispatcher:
             by_channel.setdefault(Channel(doc["channel"]), []).append(doc)
         settled: list[tuple[Document, Outcome, str]] = []
         for channel, group in by_channel.items():
-            provider = self.providers.for_channel(channel)
+            provider = await self.providers.for_tenant(tenant, channel)
             outbound = await self._outbound(group, provider.provider.address_kind)
             ready = [
                 (d, o) for d, o in zip(group, outbound, strict=True) if isinstance(o, Outbound)

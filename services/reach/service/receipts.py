@@ -24,33 +24,45 @@ class Receipts:
 
     async def delivered(self, tenant: str, message_id: str, at: datetime) -> bool:
         """Record a delivery; False when it was known already (a repeated receipt)."""
-        fields = {"status": str(Status.DELIVERED), "delivered_at": at}
-
-        async def work(tx: Tx) -> bool:
-            before = await self._apply(tx, tenant, message_id, fields, str(Status.SENT))
-            if before is None:
-                return False
-            await tx.emit(MessageDelivered(**_common(before), delivered_at=at), tenant=tenant)
-            return True
-
-        return await self.uow.run(work)
+        return await self.uow.run(lambda tx: self.delivered_in(tx, tenant, message_id, at))
 
     async def failed(self, tenant: str, message_id: str, reason: str, at: datetime) -> bool:
+        return await self.uow.run(lambda tx: self.failed_in(tx, tenant, message_id, reason, at))
+
+    async def delivered_in(self, tx: Tx, tenant: str, message_id: str, at: datetime) -> bool:
+        """`delivered` within the caller's transaction (a call's outcome with its task)."""
+        fields = {"status": str(Status.DELIVERED), "delivered_at": at}
+        before = await self._apply(tx, tenant, message_id, fields, str(Status.SENT))
+        if before is None:
+            return False
+        await tx.emit(MessageDelivered(**_common(before), delivered_at=at), tenant=tenant)
+        return True
+
+    async def failed_in(
+        self, tx: Tx, tenant: str, message_id: str, reason: str, at: datetime
+    ) -> bool:
         fields = {"status": str(Status.FAILED), "reason": reason, "failed_at": at}
+        before = await self._apply(tx, tenant, message_id, fields, str(Status.SENT))
+        if before is None:
+            return False
+        await tx.emit(MessageFailed(**_common(before), reason=reason, failed_at=at), tenant=tenant)
+        return True
 
-        async def work(tx: Tx) -> bool:
-            before = await self._apply(tx, tenant, message_id, fields, str(Status.SENT))
-            if before is None:
-                return False
-            await tx.emit(
-                MessageFailed(**_common(before), reason=reason, failed_at=at), tenant=tenant
-            )
-            return True
-
-        return await self.uow.run(work)
+    async def report(
+        self, tenant: str, message_id: str, delivered: bool, reason: str | None, at: datetime
+    ) -> bool:
+        """A provider's report on one of the tenant's messages; False when it changed
+        nothing (repeated, or no such message of this tenant)."""
+        try:
+            if delivered:
+                return await self.delivered(tenant, message_id, at)
+            return await self.failed(tenant, message_id, reason or "undelivered", at)
+        except NotFound:
+            return False
 
     async def clicked(self, message_id: str) -> Document:
-        """Record the first click of a message's link; the message (its tenant and target)."""
+        """Record the first click of a message's link; the message (its tenant and target).
+        The caller has checked the link's signature: `message_id` is one reach sent."""
         doc = await self.messages.by_id(message_id)
         if doc is None or not doc.get("link_url"):
             raise NotFound("no such link", code="link_not_found")

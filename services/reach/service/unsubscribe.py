@@ -25,24 +25,22 @@ async def unsubscribe(
     channel: Channel,
     source: str,
 ) -> str:
+    return await uow.run(lambda tx: withdraw_in(tx, audience, tenant, customer_id, channel, source))
+
+
+async def withdraw_in(
+    tx: Tx, audience: AudienceStore, tenant: str, customer_id: str, channel: Channel, source: str
+) -> str:
+    """The withdrawal within the caller's transaction (a refused call with its task)."""
     now = utcnow()
     forward_id = f"fwd_{uuid.uuid4().hex}"
     purpose = str(Purpose.MARKETING)
-
-    async def work(tx: Tx) -> None:
-        await audience.record_consent(
-            tenant, customer_id, str(channel), purpose, granted=False, at=now, session=tx.session
-        )
-        doc = {
-            "_id": forward_id,
-            "tenant": tenant,
-            "customer_id": customer_id,
-            "channel": str(channel),
-        }
-        doc |= {"purpose": purpose, "source": source, "next_at": now, "attempts": 0}
-        await audience.add_forward(doc, tx.session)
-
-    await uow.run(work)
+    await audience.record_consent(
+        tenant, customer_id, str(channel), purpose, granted=False, at=now, session=tx.session
+    )
+    doc = {"_id": forward_id, "tenant": tenant, "customer_id": customer_id, "channel": str(channel)}
+    doc |= {"purpose": purpose, "source": source, "next_at": now, "attempts": 0}
+    await audience.add_forward(doc, tx.session)
     return forward_id
 
 

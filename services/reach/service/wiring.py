@@ -9,6 +9,7 @@ import httpx
 
 from servicekit.jobs import JobStore
 from servicekit.runtime import Runtime
+from servicekit.sealing import derive_key
 from services.reach.service.dispatch import Dispatcher
 from services.reach.service.peers import CustomerContacts, SegmentMembers
 from services.reach.service.providers import Providers
@@ -66,6 +67,7 @@ def _build(runtime: Runtime) -> Reach:
         providers=providers,
         contacts=contacts,
         link_base=settings.public_base_url,
+        link_key=derive_key(settings.secret_key, "reach:links"),
     )
     return Reach(
         settings=settings,

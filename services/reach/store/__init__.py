@@ -2,14 +2,17 @@
 
 from servicekit.jobs import JOB_INDEXES
 from servicekit.mongo import Index
+from services.reach.providers.call_task import INDEXES as CALL_TASK_INDEXES
 from services.reach.providers.sandbox import INDEXES as SANDBOX_INDEXES
-from services.reach.store import audience, campaigns, messages, templates
+from services.reach.store import audience, campaigns, messages, providers, templates
 
 INDEXES: list[Index] = [
     *audience.INDEXES,
     *campaigns.INDEXES,
     *messages.INDEXES,
     *templates.INDEXES,
+    *providers.INDEXES,
+    *CALL_TASK_INDEXES,
     *SANDBOX_INDEXES,
     *JOB_INDEXES,
 ]
