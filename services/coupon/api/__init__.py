@@ -8,6 +8,7 @@ from services.coupon.api import (
     claims,
     codes,
     compensation,  # compensation-and-subsidy part
+    partner,  # codes-and-partners part
     policy,  # core part (issue 6)
     wallet,
 )
@@ -17,6 +18,7 @@ for part in (budgets, campaigns, claims, wallet):
     router.include_router(part.router)
 router.include_router(compensation.router)  # compensation-and-subsidy part
 router.include_router(codes.router)  # codes-and-partners part
+router.include_router(partner.router)  # codes-and-partners part
 
 router.include_router(policy.router)  # core part (issue 6)
 

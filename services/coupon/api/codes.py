@@ -51,7 +51,7 @@ def refuse_idempotency_key(request: Request) -> None:
 class NewLot(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, strict=True)
 
 
 class MadeLot(BaseModel):

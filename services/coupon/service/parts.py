@@ -16,6 +16,7 @@ from servicekit.runtime import Runtime, Worker
 from servicekit.unit_of_work import UnitOfWork
 from services.coupon.domain.batches import MarginPolicy
 from services.coupon.service.claims import ClaimDesk
+from services.coupon.service.partner_webhooks import send_webhooks  # codes-and-partners part
 from services.coupon.service.policies import PolicyBook
 from services.coupon.service.rate_limits import RateLimiter
 from services.coupon.service.redemption import Checkout, RedemptionService
@@ -124,3 +125,4 @@ WORKERS = [
     Worker("lock-sweep", _sweep_locks),
     Worker("rate-window-sweep", _sweep_rate_windows),
 ]
+WORKERS.append(Worker("partner-webhooks", send_webhooks))  # codes-and-partners part

@@ -9,6 +9,8 @@ from services.coupon.store import (
     compensation,  # compensation-and-subsidy part
     coupons,
     customers,
+    partner_webhooks,  # codes-and-partners part
+    partners,  # codes-and-partners part
     rate_windows,
 )
 
@@ -21,4 +23,4 @@ INDEXES: list[Index] = [
     *rate_windows.INDEXES,
 ]
 INDEXES += compensation.INDEXES  # compensation-and-subsidy part
-INDEXES += codes.INDEXES  # codes-and-partners part
+INDEXES += [*codes.INDEXES, *partners.INDEXES, *partner_webhooks.INDEXES]  # codes-and-partners part
