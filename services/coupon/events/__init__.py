@@ -1,7 +1,6 @@
 """Coupon event handlers: contract event -> use case."""
 
 from servicekit.consumer import Subscription
-from services.coupon.events.order_gmv import with_gmv  # monitoring-and-alerts part
 from services.coupon.events.orders import order_subscription
 from services.coupon.events.partner_usage import partner_usage_subscription
 from services.coupon.settings import CouponSettings
@@ -9,6 +8,6 @@ from services.coupon.settings import CouponSettings
 
 def subscriptions(settings: CouponSettings) -> list[Subscription]:
     return [
-        with_gmv(order_subscription(settings), settings),  # monitoring: GMV after redemption
+        order_subscription(settings),
         partner_usage_subscription(),  # codes-and-partners part
     ]
