@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, model_validator
 
 from servicekit.errors import InvalidInput
+from services.coupon.domain.decay import DecayPolicy
 
 MAX_CLAIM_WINDOW = timedelta(days=90)
 MAX_DAYS_AFTER_CLAIM = 7
@@ -168,11 +169,28 @@ class BatchSpec(BaseModel):
     issue_rate_per_second: int | None = Field(None, ge=1, le=100_000)
     #: Whether a used coupon returns to the wallet when its order is refunded.
     return_on_refund: bool = True
+    # --- channels part (issue 7)
+    #: Random red packets only: how a customer's repeated claims decay (domain/decay.py).
+    random_decay: DecayPolicy | None = None
+    #: Whether the claim centre (领券中心) lists the batch; a batch meant only for on-site
+    #: drops, targeted issues or exchanges is left out of it.
+    in_claim_centre: bool = True
 
     @model_validator(mode="after")
     def _weekdays(self) -> BatchSpec:
         if any(not 1 <= d <= 7 for d in self.usable_weekdays):
             raise ValueError("usable_weekdays are 1 (Monday) to 7 (Sunday)")
+        return self
+
+    @model_validator(mode="after")
+    def _decay_of_random_packets(self) -> BatchSpec:
+        decay, discount = self.random_decay, self.discount
+        if decay is None:
+            return self
+        if discount.kind != DiscountKind.RANDOM:
+            raise ValueError("random_decay is for random red packets only")
+        if decay.floor > (discount.min_amount or 0):
+            raise ValueError("random_decay.floor must not exceed the discount's min_amount")
         return self
 
     def max_subsidy(self) -> int:

@@ -40,6 +40,7 @@ from services.coupon.domain.coupons import (
     face_value,
     local_day,
 )
+from services.coupon.domain.decay import decayed_face_value
 from services.coupon.service.batching import Batcher
 from services.coupon.service.policies import PolicyBook
 from services.coupon.settings import CouponSettings
@@ -102,6 +103,8 @@ class _Plan:
     followers: dict[int, int] = field(default_factory=dict)
     seats: list[_Seat] = field(default_factory=list)
     issued: dict[int, Coupon] = field(default_factory=dict)
+    #: Whether each claimant has no paid order yet: read only for batches that decay.
+    new_customers: dict[str, bool] = field(default_factory=dict)
 
     def open(self) -> list[int]:
         return [i for i, o in enumerate(self.outcomes) if o is None and i not in self.followers]
@@ -140,8 +143,10 @@ def new_coupon(
     reference: str | None,
     now: datetime,
     rng: random.Random,
+    new_customer: bool | None = None,
 ) -> Coupon:
-    """The customer's coupon in `slot` of the batch (its id is derived from the slot)."""
+    """The customer's coupon in `slot` of the batch (its id is derived from the slot; a
+    random red packet's draw decays by the slot, the claim count, per the batch's policy)."""
     valid_from, valid_until = batch.spec.validity.window(now)
     return Coupon(
         id=coupon_id(batch.tenant, batch.id, customer_id, slot),
@@ -151,7 +156,7 @@ def new_coupon(
         channel=channel,
         reference=reference,
         state=CouponState.AVAILABLE,
-        face_value=face_value(batch.spec, rng),
+        face_value=decayed_face_value(face_value(batch.spec, rng), batch.spec, slot, new_customer),
         valid_from=valid_from,
         valid_until=valid_until,
         claimed_at=now,
@@ -217,6 +222,7 @@ class BatchIssuer:
         await self._limits(tx, batch, requests, plan, now)
         await self._stock(batch, plan)
         if plan.seats:
+            await self._decaying_for(tx, batch, requests, plan)
             docs, daily, grants, events = self._coupons(batch, requests, plan, now)
             await self.desk.coupons.issue(docs, daily, grants, tx.session)
             await tx.emit(*events, tenant=self.tenant)
@@ -315,6 +321,16 @@ class BatchIssuer:
         left = batch.unleased if self._left is None else self._left
         return min(self.desk.settings.stock_lease_block, left // 4)
 
+    async def _decaying_for(
+        self, tx: Tx, batch: Batch, requests: list[ClaimRequest], plan: _Plan
+    ) -> None:
+        """New or returning, for a decaying random red packet's factor (one read)."""
+        if batch.spec.random_decay is None:
+            return
+        customers = sorted({requests[seat.index].customer_id for seat in plan.seats})
+        paid = await self.desk.customers.paid_orders(self.tenant, customers, tx.session)
+        plan.new_customers = {c: paid[c] == 0 for c in customers}
+
     def _coupons(
         self, batch: Batch, requests: list[ClaimRequest], plan: _Plan, now: datetime
     ) -> tuple[list[Document], list[str], dict[str, str], list[CouponClaimed]]:
@@ -322,8 +338,9 @@ class BatchIssuer:
         for seat in plan.seats:
             r = requests[seat.index]
             coupon = new_coupon(
-                batch, seat.slot, r.customer_id, r.channel, r.reference, now, self.desk.rng
-            )
+                batch, seat.slot, r.customer_id, r.channel, r.reference, now, self.desk.rng,
+                plan.new_customers.get(r.customer_id),
+            )  # fmt: skip
             plan.issued[seat.index] = coupon
             docs.append(coupon_doc(self.tenant, coupon))
             if seat.day_slot is not None:
