@@ -54,3 +54,14 @@ class CouponSettings(ServiceSettings):
     # --- core (issue 6): per-tenant policy, stock leases, reservations after a campaign ends
     #: How long a replica trusts its copy of a tenant's policy (time zone, margin rules).
     policy_cache_seconds: float = 5.0
+
+    # --- channels (issue 7): claim centre, on-site drops, targeted issues
+    #: How long a replica serves a tenant's open batches (claim centre) and active drop
+    #: rules (on-site drops) from memory before reading them again.
+    claim_centre_cache_seconds: float = 2.0
+    drop_rules_cache_seconds: float = 2.0
+    #: Where the tagging service answers (segment members for targeted issues).
+    tagging_base_url: str = "http://127.0.0.1:8102"
+    tagging_timeout_seconds: float = 10.0
+    #: Members read (and issued in one claim round) per page of a targeted issue.
+    targeted_page_size: int = 200

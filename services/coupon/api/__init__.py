@@ -5,9 +5,11 @@ from fastapi import APIRouter
 from services.coupon.api import (
     budgets,
     campaigns,
+    claim_centre,  # channels part (issue 7)
     claims,
     codes,
     compensation,  # compensation-and-subsidy part
+    drops,  # channels part (issue 7)
     partner,  # codes-and-partners part
     policy,  # core part (issue 6)
     wallet,
@@ -21,5 +23,8 @@ router.include_router(codes.router)  # codes-and-partners part
 router.include_router(partner.router)  # codes-and-partners part
 
 router.include_router(policy.router)  # core part (issue 6)
+
+for channel in (claim_centre, drops):  # channels part (issue 7)
+    router.include_router(channel.router)
 
 __all__ = ["router"]

@@ -5,10 +5,12 @@ from services.coupon.store import (
     batches,
     budgets,
     campaigns,
+    claim_centre,  # channels part (issue 7)
     codes,  # codes-and-partners part
     compensation,  # compensation-and-subsidy part
     coupons,
     customers,
+    drops,  # channels part (issue 7)
     partner_webhooks,  # codes-and-partners part
     partners,  # codes-and-partners part
     rate_windows,
@@ -24,3 +26,4 @@ INDEXES: list[Index] = [
 ]
 INDEXES += compensation.INDEXES  # compensation-and-subsidy part
 INDEXES += [*codes.INDEXES, *partners.INDEXES, *partner_webhooks.INDEXES]  # codes-and-partners part
+INDEXES += [*claim_centre.INDEXES, *drops.INDEXES]  # channels part (issue 7)

@@ -1,0 +1,42 @@
+"""What the channels part (claim centre, on-site drops, targeted issues) builds once per
+replica and keeps in `runtime.state`, beside the claim desk it issues through."""
+
+from __future__ import annotations
+
+from servicekit.runtime import Runtime
+from services.coupon.service import parts
+from services.coupon.service.claim_centre import ClaimCentre
+from services.coupon.service.claims import ClaimDesk
+from services.coupon.service.drops import Drops
+from services.coupon.settings import CouponSettings
+from services.coupon.store.claim_centre import ClaimCentreStore
+from services.coupon.store.drops import DropStore
+
+CLAIM_CENTRE, DROPS = "claim_centre", "drops"
+
+
+def settings_of(runtime: Runtime) -> CouponSettings:
+    settings = runtime.settings
+    assert isinstance(settings, CouponSettings)
+    return settings
+
+
+def desk(runtime: Runtime) -> ClaimDesk:
+    return runtime.state.get(parts.DESK) or parts.install(runtime)
+
+
+def claim_centre(runtime: Runtime) -> ClaimCentre:
+    found = runtime.state.get(CLAIM_CENTRE)
+    if found is None:
+        ttl = settings_of(runtime).claim_centre_cache_seconds
+        store = ClaimCentreStore(runtime.db)
+        found = runtime.state[CLAIM_CENTRE] = ClaimCentre(desk(runtime), store, ttl)
+    return found
+
+
+def drops(runtime: Runtime) -> Drops:
+    found = runtime.state.get(DROPS)
+    if found is None:
+        ttl = settings_of(runtime).drop_rules_cache_seconds
+        found = runtime.state[DROPS] = Drops(desk(runtime), DropStore(runtime.db), ttl)
+    return found

@@ -1,0 +1,79 @@
+"""The claim centre (领券中心) for one customer: what they can claim now, and why not for the
+open batches they cannot.
+
+Cheap by design, since every visit to the page asks: the tenant's open batches are kept in
+memory for `claim_centre_cache_seconds` (concurrent visitors share one read when it is due),
+and a visit then costs one read of the customer's coupons of those batches, plus one read of
+their paid-order count when a listed batch is for new customers only. Stock is judged as a
+claim at this replica would judge it (sold out in memory, or nothing left unleased and no
+lease held here), so a listing may say claimable for up to the cache period after a batch
+sold out elsewhere; the claim itself is always decided on the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pydantic import BaseModel
+
+from servicekit.clock import utcnow
+from services.coupon.domain import claim_centre as rules
+from services.coupon.domain.batches import Audience
+from services.coupon.domain.claim_centre import Listing
+from services.coupon.service.claims import ClaimDesk
+from services.coupon.store.batches import Batch
+from services.coupon.store.claim_centre import ClaimCentreStore
+
+
+class ClaimCentreView(BaseModel):
+    customer_id: str
+    #: Claimable first (ending soonest first), then the greyed-out ones with their reason.
+    batches: list[Listing]
+
+
+class ClaimCentre:
+    def __init__(self, desk: ClaimDesk, store: ClaimCentreStore, ttl: float) -> None:
+        self.desk = desk
+        self.store = store
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, list[Batch]]] = {}
+        self._loading: dict[str, asyncio.Future[list[Batch]]] = {}
+
+    async def open_batches(self, tenant: str) -> list[Batch]:
+        cached = self._cache.get(tenant)
+        if cached and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        loading = self._loading.get(tenant)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(tenant))
+            self._loading[tenant] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(tenant, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, tenant: str) -> list[Batch]:
+        batches = await self.store.open_batches(tenant, utcnow())
+        self._cache[tenant] = (time.monotonic(), batches)
+        return batches
+
+    async def for_customer(self, tenant: str, customer_id: str) -> ClaimCentreView:
+        now = utcnow()
+        batches = await self.open_batches(tenant)
+        paid = 0
+        if any(b.spec.audience != Audience.ANYONE for b in batches):
+            paid = (await self.desk.customers.paid_orders(tenant, [customer_id]))[customer_id]
+        shown = [b for b in batches if rules.shown(b.spec, paid, now)]
+        held = await self.store.holdings(tenant, customer_id, [b.id for b in shown])
+        zone = (await self.desk.policies.of(tenant)).zone
+        listings = [
+            rules.listing(
+                b.id, b.campaign_id, b.spec, held[b.id],
+                sold_out=self._sold_out(tenant, b), now=now, zone=zone,
+            )
+            for b in shown
+        ]  # fmt: skip
+        return ClaimCentreView(customer_id=customer_id, batches=rules.ordered(listings))
+
+    def _sold_out(self, tenant: str, batch: Batch) -> bool:
+        if self.desk.sold_out(tenant, batch.id):
+            return True
+        return batch.unleased == 0 and self.desk.issuer(tenant, batch.id).lease == 0
