@@ -100,7 +100,13 @@ async def test_the_policy_is_validated_set_by_reviewers_and_read_back(
     await refused({**good, "batch_ids": ["$bad"]}, "validation_failed", "batch_ids.0")
     await refused({**good, "min_value": 2_000}, "validation_failed", "max_value")
     await refused(
-        {**good, "period_limits": [{"period": "day", "max_count": 1}, {"period": "day", "max_amount": 9}]},
+        {
+            **good,
+            "period_limits": [
+                {"period": "day", "max_count": 1},
+                {"period": "day", "max_amount": 9},
+            ],
+        },
         "validation_failed",
         "period_limits",
     )

@@ -12,6 +12,7 @@ from services.coupon.api import (
     drops,  # channels part (issue 7)
     partner,  # codes-and-partners part
     policy,  # core part (issue 6)
+    subsidies,  # compensation-and-subsidy part
     wallet,
 )
 
@@ -19,6 +20,7 @@ router = APIRouter()
 for part in (budgets, campaigns, claims, wallet):
     router.include_router(part.router)
 router.include_router(compensation.router)  # compensation-and-subsidy part
+router.include_router(subsidies.router)  # compensation-and-subsidy part
 router.include_router(codes.router)  # codes-and-partners part
 router.include_router(partner.router)  # codes-and-partners part
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from servicekit.errors import InvalidInput
 
@@ -42,13 +42,20 @@ class SubsidyPolicy(BaseModel):
         default_factory=lambda: {"conversion": 1.0, "repurchase": 1.0, "average_order_value": 1.0}
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> SubsidyPolicy:
-        if self.ceiling < self.floor:
+    # Field validators (not one model validator) so a refusal names its field.
+    @field_validator("ceiling")
+    @classmethod
+    def _above_floor(cls, ceiling: int, info: ValidationInfo) -> int:
+        if ceiling < info.data.get("floor", 0):
             raise ValueError("the ceiling is below the floor")
-        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+        return ceiling
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, weights: dict[Indicator, float]) -> dict[Indicator, float]:
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
             raise ValueError("weights are non-negative and not all zero")
-        return self
+        return weights
 
 
 class Candidate(BaseModel):
@@ -71,7 +78,9 @@ class SubsidyLine(BaseModel):
     subsidy: int
 
 
-class SubsidyPlan(BaseModel):
+class Allocation(BaseModel):
+    """The subsidy of every candidate, and their total against the budget."""
+
     lines: list[SubsidyLine]
     total: int
     budget: int
@@ -115,9 +124,9 @@ class _Scored:
     score: float
 
 
-def plan(candidates: Sequence[Candidate], policy: SubsidyPolicy, budget: int) -> SubsidyPlan:
+def plan(candidates: Sequence[Candidate], policy: SubsidyPolicy, budget: int) -> Allocation:
     if not candidates:
-        return SubsidyPlan(lines=[], total=0, budget=budget, scale=1.0)
+        return Allocation(lines=[], total=0, budget=budget, scale=1.0)
     _check_unique(candidates)
     scored = [
         _Scored(c, n, score(n, policy.weights))
@@ -144,7 +153,7 @@ def plan(candidates: Sequence[Candidate], policy: SubsidyPolicy, budget: int) ->
         )
         for s, x in zip(scored, given, strict=True)
     ]
-    return SubsidyPlan(lines=lines, total=sum(given), budget=budget, scale=float(scale))
+    return Allocation(lines=lines, total=sum(given), budget=budget, scale=float(scale))
 
 
 def _check_unique(candidates: Sequence[Candidate]) -> None:

@@ -14,6 +14,7 @@ from services.coupon.store import (
     partner_webhooks,  # codes-and-partners part
     partners,  # codes-and-partners part
     rate_windows,
+    subsidies,  # compensation-and-subsidy part
 )
 
 INDEXES: list[Index] = [
@@ -24,6 +25,6 @@ INDEXES: list[Index] = [
     *customers.INDEXES,
     *rate_windows.INDEXES,
 ]
-INDEXES += compensation.INDEXES  # compensation-and-subsidy part
+INDEXES += [*compensation.INDEXES, *subsidies.INDEXES]  # compensation-and-subsidy part
 INDEXES += [*codes.INDEXES, *partners.INDEXES, *partner_webhooks.INDEXES]  # codes-and-partners part
 INDEXES += [*claim_centre.INDEXES, *drops.INDEXES]  # channels part (issue 7)
