@@ -46,6 +46,7 @@ FORWARDED_REQUEST_HEADERS = frozenset(
         "if-none-match",
         "if-modified-since",
         "if-unmodified-since",
+        "last-event-id",  # a server-sent event stream resumes after it
         "user-agent",
     }
 )

@@ -21,6 +21,8 @@ from servicekit.idempotency import HEADER as IDEMPOTENCY_KEY
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Answers that mean "not handled, try again": nothing was done.
 BUSY_STATUSES = frozenset({502, 503})
+#: What a client of server-sent events accepts (browsers' EventSource always sends it).
+EVENT_STREAM = "text/event-stream"
 #: The request never reached the service.
 NOT_REACHED = (httpx.ConnectError, httpx.ConnectTimeout)
 
@@ -84,6 +86,11 @@ async def send_upstream(
     """Send `request` and return the service's answer, its body still unread (the caller
     streams it and closes it). Transport failures become problems naming `service`."""
     attempts = 1 + settings.upstream_retries if may_retry(request) else 1
+    if EVENT_STREAM in request.headers.get("accept", ""):
+        # A live event stream is quiet between events for as long as it likes: a read
+        # timeout would cut it. The service's keep-alive comments and the client's
+        # leaving end it instead.
+        request.extensions["timeout"] = {**request.extensions.get("timeout", {}), "read": None}
     try:
         return await _retrying(attempts, settings.upstream_retry_backoff)(
             client.send, request, stream=True

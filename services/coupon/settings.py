@@ -65,3 +65,28 @@ class CouponSettings(ServiceSettings):
     tagging_timeout_seconds: float = 10.0
     #: Members read (and issued in one claim round) per page of a targeted issue.
     targeted_page_size: int = 200
+
+    # --- monitoring and alerts (issue 7): stats, alerts, the live alert stream
+    #: How often one replica (holding the evaluator lease) sweeps every condition; changes
+    #: are evaluated at once besides (this replica's own, and any seen on the broker).
+    alert_sweep_seconds: float = 5.0
+    alert_lease_seconds: float = 15.0
+    #: An open alert is updated at most this often, and only when a measure moved this much.
+    alert_update_min_seconds: float = 10.0
+    alert_update_min_change_percent: float = 10.0
+    #: Stock alerts: the window the issuing rate is taken over, the fewest claims in it
+    #: worth projecting from, and how often one batch is evaluated at most.
+    stock_rate_window_seconds: float = 300.0
+    stock_alert_min_claims: int = 20
+    stock_evaluate_min_seconds: float = 1.0
+    #: Efficiency alerts: period length (days; growth is this period over the one before),
+    #: fewest comparable peers, least subsidy worth judging, and how often they are swept.
+    efficiency_period_days: int = 7
+    efficiency_min_peers: int = 3
+    efficiency_min_subsidy: int = 100
+    efficiency_margin_points: float = 0.0
+    efficiency_sweep_seconds: float = 3600.0
+    #: The live stream: keep-alive comment interval (below any proxy's read timeout) and
+    #: how many recent alert events per tenant a reconnecting client can resume from.
+    alert_stream_keepalive_seconds: float = 5.0
+    alert_stream_history: int = 500

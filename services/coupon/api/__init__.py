@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from services.coupon.api import (
+    alerts,  # monitoring-and-alerts part (issue 7)
     budgets,
     campaigns,
     claim_centre,  # channels part (issue 7)
@@ -13,6 +14,7 @@ from services.coupon.api import (
     partner,  # codes-and-partners part
     policy,  # core part (issue 6)
     subsidies,  # compensation-and-subsidy part
+    stats,  # monitoring-and-alerts part (issue 7)
     wallet,
 )
 
@@ -28,5 +30,8 @@ router.include_router(policy.router)  # core part (issue 6)
 
 for channel in (claim_centre, drops):  # channels part (issue 7)
     router.include_router(channel.router)
+
+for monitoring in (stats, alerts):  # monitoring-and-alerts part (issue 7)
+    router.include_router(monitoring.router)
 
 __all__ = ["router"]

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from servicekit.context import TenantDep
 from servicekit.pagination import Page, PageRequestDep
+from services.coupon.api.alerts import SignalsDep
 from services.coupon.api.deps import BudgetsDep, Id
 from services.coupon.domain.budgets import MAX_AMOUNT, Budget, BudgetDraft, LedgerEntry, explained
 
@@ -26,11 +27,16 @@ class Ledger(BaseModel):
 
 
 @router.post("/budgets", status_code=status.HTTP_201_CREATED)
-async def open_budget(body: BudgetDraft, tenant: TenantDep, budgets: BudgetsDep) -> Budget:
+async def open_budget(
+    body: BudgetDraft, tenant: TenantDep, budgets: BudgetsDep, signals: SignalsDep
+) -> Budget:
     """Open a budget for a department or region and period (minor units, 分). With
     `parent_id` it is split from that budget: its amount is allocated from the parent's
     remaining (409 `budget_exceeded` when the parent has less)."""
-    return await budgets.open(tenant, body)
+    opened = await budgets.open(tenant, body)
+    if opened.parent_id is not None:  # the parent's alert is evaluated at once
+        signals.budget(tenant, opened.parent_id)
+    return opened
 
 
 @router.get("/budgets")
@@ -48,8 +54,14 @@ async def get_budget(budget_id: Id, tenant: TenantDep, budgets: BudgetsDep) -> B
 
 
 @router.post("/budgets/{budget_id}/top-ups")
-async def top_up(budget_id: Id, body: TopUp, tenant: TenantDep, budgets: BudgetsDep) -> Budget:
-    return await budgets.top_up(tenant, budget_id, body.amount, body.note)
+async def top_up(
+    budget_id: Id, body: TopUp, tenant: TenantDep, budgets: BudgetsDep, signals: SignalsDep
+) -> Budget:
+    """Add to the budget's amount. A top-up that lifts the remaining above the alert line
+    resolves the budget alert at once, and issuing under the budget resumes."""
+    topped = await budgets.top_up(tenant, budget_id, body.amount, body.note)
+    signals.budget(tenant, budget_id)
+    return topped
 
 
 @router.get("/budgets/{budget_id}/ledger")

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from servicekit.context import Actor, ActorDep, TenantDep
 from servicekit.errors import Forbidden
 from servicekit.pagination import Page, PageRequestDep
+from services.coupon.api.alerts import SignalsDep
 from services.coupon.api.deps import CampaignsDep, Id
 from services.coupon.domain.campaigns import Campaign, CampaignDraft, Step
 from services.coupon.store.batches import Batch
@@ -57,11 +58,14 @@ def _step_route(step: Step, doc: str) -> None:
         tenant: TenantDep,
         actor: ActorDep,
         campaigns: CampaignsDep,
+        signals: SignalsDep,
         body: StepNote | None = None,
     ) -> Campaign:
         _may(actor, step)
         note = body.note if body else None
-        return await campaigns.take_step(tenant, campaign_id, step, actor, note)
+        taken = await campaigns.take_step(tenant, campaign_id, step, actor, note)
+        signals.budget(tenant, taken.budget_id)  # its budget's alert is evaluated at once
+        return taken
 
     take.__doc__ = doc
     router.post(f"/campaigns/{{campaign_id}}/{step}", name=f"{step}_campaign")(take)

@@ -44,6 +44,8 @@ class BudgetDraft(BaseModel):
     alert_thresholds: list[int] = Field(default_factory=lambda: [80, 95], max_length=5)
     #: Split from this budget: its amount is allocated from the parent's remaining.
     parent_id: str | None = Field(None, pattern=ID_PATTERN)
+    #: GMV the budget's campaigns aim for (monitoring compares what their orders achieved).
+    target_gmv: int | None = Field(None, ge=1, le=MAX_AMOUNT * 1000)
 
     @model_validator(mode="after")
     def _period(self) -> BudgetDraft:
@@ -70,6 +72,9 @@ class Budget(BaseModel):
     alert_thresholds: list[int]
     alerts_raised: list[int] = Field(default_factory=list)
     created_at: datetime
+    target_gmv: int | None = None
+    #: Set while the budget alert is raised: no approvals, no issuing (monitoring sets it).
+    issuing_blocked: bool = False
 
 
 class LedgerEntry(BaseModel):
@@ -96,6 +101,7 @@ def opened(budget_id: str, draft: BudgetDraft, *, now: datetime) -> Budget:
         ends_at=draft.ends_at,
         alert_thresholds=sorted(set(draft.alert_thresholds)),
         created_at=now,
+        target_gmv=draft.target_gmv,
     )
 
 

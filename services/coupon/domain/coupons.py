@@ -32,6 +32,7 @@ class Refusal(StrEnum):
     CLAIM_NOT_OPEN = "claim_not_open"
     CLAIM_CLOSED = "claim_closed"
     NOT_NEW_CUSTOMER = "not_new_customer"
+    BUDGET_BLOCKED = "budget_blocked"
 
 
 REFUSAL_DETAIL = {
@@ -42,6 +43,7 @@ REFUSAL_DETAIL = {
     Refusal.CLAIM_NOT_OPEN: "claiming this batch has not started yet",
     Refusal.CLAIM_CLOSED: "claiming this batch has ended",
     Refusal.NOT_NEW_CUSTOMER: "this batch is for new customers only (no paid order yet)",
+    Refusal.BUDGET_BLOCKED: "issuing is blocked: the campaign's budget is below its alert line",
 }
 
 

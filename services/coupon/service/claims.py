@@ -448,4 +448,6 @@ class ClaimDesk:
 def _open_refusal(batch: Batch, now: datetime | None) -> Refusal | None:
     if batch.state != BatchState.ACTIVE:
         return Refusal.BATCH_NOT_ACTIVE
+    if batch.issuing_blocked:  # the budget's alert is raised (monitoring)
+        return Refusal.BUDGET_BLOCKED
     return claim_window_refusal(batch.spec, now) if now is not None else None

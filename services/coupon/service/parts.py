@@ -15,6 +15,8 @@ from servicekit.mongo import Document
 from servicekit.runtime import Runtime, Worker
 from servicekit.unit_of_work import UnitOfWork
 from services.coupon.domain.batches import MarginPolicy
+from services.coupon.events.alerts_stream import run_reader  # monitoring-and-alerts part
+from services.coupon.service.alert_evaluator import run_evaluator  # monitoring-and-alerts part
 from services.coupon.service.claims import ClaimDesk
 from services.coupon.service.partner_webhooks import send_webhooks  # codes-and-partners part
 from services.coupon.service.policies import PolicyBook
@@ -126,3 +128,7 @@ WORKERS = [
     Worker("rate-window-sweep", _sweep_rate_windows),
 ]
 WORKERS.append(Worker("partner-webhooks", send_webhooks))  # codes-and-partners part
+WORKERS += [  # monitoring-and-alerts part (issue 7): the broker reader and the evaluator
+    Worker("alert-stream", run_reader),
+    Worker("alert-evaluator", run_evaluator),
+]

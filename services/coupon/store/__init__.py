@@ -2,6 +2,7 @@
 
 from servicekit.mongo import Index
 from services.coupon.store import (
+    alerts,  # monitoring-and-alerts part (issue 7)
     batches,
     budgets,
     campaigns,
@@ -14,6 +15,7 @@ from services.coupon.store import (
     partner_webhooks,  # codes-and-partners part
     partners,  # codes-and-partners part
     rate_windows,
+    stats,  # monitoring-and-alerts part (issue 7)
     subsidies,  # compensation-and-subsidy part
 )
 
@@ -28,3 +30,4 @@ INDEXES: list[Index] = [
 INDEXES += [*compensation.INDEXES, *subsidies.INDEXES]  # compensation-and-subsidy part
 INDEXES += [*codes.INDEXES, *partners.INDEXES, *partner_webhooks.INDEXES]  # codes-and-partners part
 INDEXES += [*claim_centre.INDEXES, *drops.INDEXES]  # channels part (issue 7)
+INDEXES += [*alerts.INDEXES, *stats.INDEXES]  # monitoring-and-alerts part (issue 7)

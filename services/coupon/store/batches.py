@@ -35,6 +35,8 @@ class Batch(BaseModel):
     state: BatchState
     unleased: int
     created_at: datetime
+    #: Set while the budget's alert is raised (monitoring writes it): issuing is refused.
+    issuing_blocked: bool = False
 
 
 def _batch(doc: Document) -> Batch:
