@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway import health, openapi, proxy
+from gateway import health, openapi, proxy, public
 from gateway.auth import Authenticator, default_authenticator
 from gateway.openapi import ServiceDocuments
 from gateway.partners import api as partners_api
 from gateway.partners.authenticator import PartnerSignatureAuthenticator
 from gateway.partners.registry import PartnerRegistry, SecretBox
 from gateway.settings import GatewaySettings
-from gateway.upstream import make_upstream_client
+from gateway.upstream import UpstreamClients
 from servicekit.app import RequestContextMiddleware
 from servicekit.errors import install_problem_handlers
 from servicekit.logs import configure_logging
@@ -47,8 +47,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with make_upstream_client(settings) as client:
-            app.state.upstream_client = client
+        async with UpstreamClients(settings) as clients:
+            app.state.upstream_clients = clients
             yield
         await mongo.close()
 
@@ -70,6 +70,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(openapi.router)
     app.include_router(partners_api.router)
+    # Before the proxy: its catch-all route would otherwise ask these callers to log in.
+    app.include_router(public.router)
     app.include_router(proxy.router)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)

@@ -1,0 +1,76 @@
+"""The few reach routes the outside world calls without a console login: a customer's
+click on a tracked link, and providers' delivery reports. Each is forwarded with no tenant
+and no actor: the reach service takes the tenant from what it can verify (the link's MAC,
+the report URL's secret token, the receipt's signature), never from the caller. Matched
+before the authenticated proxy, and only these exact routes: any other method or path
+under /api/v1/reach still needs authentication."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import APIRouter, Request, Response
+
+from gateway.deps import SettingsDep, UpstreamClientDep
+from gateway.proxy import (
+    API_PREFIX,
+    FORWARDED_REQUEST_HEADERS,
+    UpstreamResponse,
+    downstream_headers,
+    upstream_path,
+)
+from gateway.upstream import send_upstream
+from servicekit.context import current_request_id
+from servicekit.headers import FORWARDED_PREFIX_HEADER, REQUEST_ID_HEADER
+
+DOMAIN = "reach"
+PREFIX = f"{API_PREFIX}/{DOMAIN}"
+#: What the webhook receiver signs its receipts with; no other route gets these.
+SIGNATURE_HEADERS = frozenset({"x-reach-timestamp", "x-reach-signature"})
+
+router = APIRouter()
+
+
+@router.get(PREFIX + "/r/{link_id}", include_in_schema=False)
+async def tracked_link(
+    link_id: str, request: Request, client: UpstreamClientDep, settings: SettingsDep
+) -> Response:
+    return await _forward(request, client, settings)
+
+
+@router.post(PREFIX + "/receipts/aliyun-sms/{tenant}/{token}", include_in_schema=False)
+async def aliyun_sms_receipts(
+    tenant: str, token: str, request: Request, client: UpstreamClientDep, settings: SettingsDep
+) -> Response:
+    return await _forward(request, client, settings)
+
+
+@router.post(PREFIX + "/receipts/webhook/{tenant}", include_in_schema=False)
+async def webhook_receipts(
+    tenant: str, request: Request, client: UpstreamClientDep, settings: SettingsDep
+) -> Response:
+    return await _forward(request, client, settings, extra_headers=SIGNATURE_HEADERS)
+
+
+async def _forward(
+    request: Request,
+    client: httpx.AsyncClient,
+    settings: SettingsDep,
+    *,
+    extra_headers: frozenset[str] = frozenset(),
+) -> Response:
+    base = settings.upstreams()[DOMAIN]
+    public_prefix = request.scope.get("root_path", "") + PREFIX
+    passed = FORWARDED_REQUEST_HEADERS | extra_headers
+    headers = [(k, v) for k, v in request.headers.items() if k in passed]
+    if "accept-encoding" not in request.headers:
+        headers.append(("accept-encoding", "identity"))
+    headers.append((REQUEST_ID_HEADER, current_request_id.get() or ""))
+    headers.append((FORWARDED_PREFIX_HEADER, public_prefix))
+    upstream_request = client.build_request(
+        request.method,
+        httpx.URL(base + upstream_path(request, DOMAIN), query=request.scope["query_string"]),
+        headers=headers,
+        content=await request.body(),
+    )
+    upstream = await send_upstream(client, upstream_request, service=DOMAIN, settings=settings)
+    return UpstreamResponse(upstream, downstream_headers(upstream, base, public_prefix))
