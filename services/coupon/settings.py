@@ -90,3 +90,8 @@ class CouponSettings(ServiceSettings):
     #: how many recent alert events per tenant a reconnecting client can resume from.
     alert_stream_keepalive_seconds: float = 5.0
     alert_stream_history: int = 500
+    # compensation-and-subsidy part (issue 7): a compensation left `issuing` this long (a
+    # replica stopped between counting and issuing) is finished by the resume worker,
+    # which looks every `compensation_resume_seconds`.
+    compensation_stall_seconds: float = 60.0
+    compensation_resume_seconds: float = 15.0

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from contracts import Topic
+from servicekit.clock import utcnow
 from tests.coupon.support import Client, Service, batch_spec, ok, running_batches
 from tests.support.events import published
 from tests.support.waiting import eventually
@@ -34,6 +35,12 @@ def compensation_batches(**stock: int) -> list[dict[str, Any]]:
         batch_spec("lucky", discount={"kind": "random", "min_amount": 200, "max_amount": 800,
                                       "threshold": 10_000}, **shape),
     ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def overrides() -> dict[str, Any]:
+    """A compensation left issuing is finished soon (the resume worker's test)."""
+    return {"compensation_stall_seconds": 0.5, "compensation_resume_seconds": 0.2}
 
 
 @pytest.fixture
@@ -322,3 +329,23 @@ async def test_the_same_request_sent_many_times_at_once_is_one_compensation(
     assert len({r.json()["coupon_id"] for r in answers}) == 1
     assert len((await ok(api.get("/customers/cus_1/coupons")))["items"]) == 1
     assert len((await ok(agent.get("/compensations")))["items"]) == 1
+
+
+async def test_a_compensation_left_issuing_by_a_stopped_replica_is_finished_once(
+    api: httpx.AsyncClient, agent: httpx.AsyncClient, reviewer: httpx.AsyncClient, service: Service
+) -> None:
+    """As if a replica stopped right after approving (counted, not yet issued): the resume
+    worker issues the coupon, and a repeated request meanwhile gets the same one."""
+    await set_up(api, reviewer, review_above=1_000)
+    held = await compensate(agent, asking("cus_1", "t1", 2_000), 202)
+    stalled = {"state": "issuing", "reviewed_by": "reviewer-1", "issuing_since": utcnow()}
+    await service.db["compensations"].update_one({"_id": held["id"]}, {"$set": stalled})
+
+    async def state() -> dict[str, Any]:
+        return await ok(agent.get(f"/compensations/{held['id']}"))
+
+    done = await eventually(state, until=lambda c: c["state"] == "issued", within=10)
+    again = await compensate(agent, asking("cus_1", "t1", 2_000), 201)
+    assert again["coupon_id"] == done["coupon_id"]
+    wallet = await ok(api.get("/customers/cus_1/coupons"))
+    assert [c["id"] for c in wallet["items"]] == [done["coupon_id"]]

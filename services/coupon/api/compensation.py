@@ -4,7 +4,6 @@ review over a threshold), and the reviewers' approve / reject."""
 from __future__ import annotations
 
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, Field
@@ -13,7 +12,7 @@ from servicekit.context import Actor, ActorDep, TenantDep
 from servicekit.errors import Forbidden
 from servicekit.pagination import Page, PageRequestDep
 from servicekit.runtime import RuntimeDep
-from services.coupon.api.deps import Id, settings_of
+from services.coupon.api.deps import Id
 from services.coupon.domain.batches import ID_PATTERN
 from services.coupon.domain.compensation import (
     Compensation,
@@ -23,9 +22,7 @@ from services.coupon.domain.compensation import (
     StoredPolicy,
 )
 from services.coupon.service import parts
-from services.coupon.service.compensation import CompensationService
-from services.coupon.store.batches import BatchStore
-from services.coupon.store.compensation import CompensationStore
+from services.coupon.service.compensation import CompensationService, compensations_on
 
 router = APIRouter(tags=["compensation"])
 #: Who may set the policy and approve or reject held requests.
@@ -33,14 +30,7 @@ REVIEWERS = ("compensation_reviewer", "admin")
 
 
 async def _service(runtime: RuntimeDep) -> CompensationService:
-    desk = runtime.state.get(parts.DESK) or parts.install(runtime)
-    return CompensationService(
-        runtime.uow,
-        CompensationStore(runtime.db),
-        BatchStore(runtime.db),
-        desk,
-        ZoneInfo(settings_of(runtime).time_zone),
-    )
+    return compensations_on(runtime, runtime.state.get(parts.DESK) or parts.install(runtime))
 
 
 CompensationsDep = Annotated[CompensationService, Depends(_service)]

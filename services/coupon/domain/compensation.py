@@ -273,6 +273,9 @@ class Compensation(BaseModel):
     reviewed_by: str | None = None
     reviewed_at: datetime | None = None
     review_note: str | None = None
+    #: When it became `issuing`: one stalled there (a crash between counting and issuing)
+    #: is finished by the resume worker.
+    issuing_since: datetime | None = None
     #: Why issuing the approved coupon was refused last (sold_out, ...), if it was.
     issue_refusal: str | None = None
     coupon_id: str | None = None
@@ -298,6 +301,7 @@ def requested(
         batch_id=batch_id,
         value=value,
         state=CompensationState.PENDING_REVIEW if exceeded else CompensationState.ISSUING,
+        issuing_since=None if exceeded else now,
         exceeded=exceeded,
         requested_by=by,
         requested_at=now,
@@ -329,6 +333,7 @@ def approved(c: Compensation, *, by: str, now: datetime, note: str | None) -> Co
     return c.model_copy(
         update={
             "state": CompensationState.ISSUING,
+            "issuing_since": now,
             "reviewed_by": by,
             "reviewed_at": now,
             "review_note": note,

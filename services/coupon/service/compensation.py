@@ -13,10 +13,12 @@ code), an approved one goes back to review with the refusal noted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, tzinfo
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -25,6 +27,7 @@ from servicekit.clock import utcnow
 from servicekit.context import Actor
 from servicekit.errors import Conflict, NotFound
 from servicekit.pagination import PageRequest
+from servicekit.runtime import Runtime
 from servicekit.unit_of_work import Tx, UnitOfWork
 from services.coupon.domain import compensation as rules
 from services.coupon.domain.batches import Discount
@@ -38,6 +41,7 @@ from services.coupon.domain.compensation import (
     StoredPolicy,
 )
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
+from services.coupon.settings import CouponSettings
 from services.coupon.store.batches import BatchStore
 from services.coupon.store.compensation import (
     CompensationStore,
@@ -207,6 +211,16 @@ class CompensationService:
         if not await self.store.replace(tenant, c, was, tx.session):
             raise TallyMoved(c.id)  # reviewed meanwhile: decide again on what is there now
 
+    async def resume_stalled(self, before: datetime, limit: int = 100) -> int:
+        """Finish the compensations left `issuing` (a replica stopped between counting and
+        issuing): issue, or undo as a refusal would. How many were taken up."""
+        stalled = await self.store.stalled(before, limit)
+        for tenant, c in stalled:
+            undo = None if c.reviewed_by is None else CompensationState.PENDING_REVIEW
+            with contextlib.suppress(ClaimRefused):  # undone, as for a refused request
+                await self._issue(tenant, c, undo_to=undo)
+        return len(stalled)
+
     # ------------------------------------------------------------------- issue
 
     async def _issue(
@@ -278,6 +292,18 @@ class CompensationService:
                     raise
                 await asyncio.sleep(random.uniform(0, 0.01 * attempt))
         raise Conflict("too many concurrent changes; retry", code="concurrent_update")
+
+
+def compensations_on(runtime: Runtime, desk: ClaimDesk) -> CompensationService:
+    settings = runtime.settings
+    assert isinstance(settings, CouponSettings)
+    return CompensationService(
+        runtime.uow,
+        CompensationStore(runtime.db),
+        BatchStore(runtime.db),
+        desk,
+        ZoneInfo(settings.time_zone),
+    )
 
 
 def _keys(periods: dict[Period, str], now: datetime, zone: tzinfo) -> dict[Period, str]:

@@ -132,3 +132,12 @@ WORKERS += [  # monitoring-and-alerts part (issue 7): the broker reader and the 
     Worker("alert-stream", run_reader),
     Worker("alert-evaluator", run_evaluator),
 ]
+
+
+async def _resume_compensations(runtime: Runtime) -> None:  # compensation-and-subsidy part
+    from services.coupon.service.compensation_resume import resume_compensations
+
+    await resume_compensations(runtime)
+
+
+WORKERS.append(Worker("compensation-resume", _resume_compensations))  # compensation part

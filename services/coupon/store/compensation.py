@@ -40,6 +40,12 @@ INDEXES = [
     Index(COMPENSATIONS, [("tenant", 1), ("requested_at", -1), ("_id", -1)]),
     Index(COMPENSATIONS, [("tenant", 1), ("state", 1), ("requested_at", -1)]),
     Index(COMPENSATIONS, [("tenant", 1), ("customer_id", 1), ("requested_at", -1)]),
+    Index(
+        COMPENSATIONS,
+        [("issuing_since", 1)],
+        partial={"state": str(CompensationState.ISSUING)},
+        name="compensations_issuing",
+    ),
 ]
 
 
@@ -143,6 +149,12 @@ class CompensationStore:
         items = [_compensation(d) for d in docs]
         marks = [{"id": c.id, "requested_at": c.requested_at.isoformat()} for c in items]
         return items[: page.limit], next_cursor(marks, page.limit, "id", "requested_at")
+
+    async def stalled(self, before: datetime, limit: int) -> list[tuple[str, Compensation]]:
+        """Compensations of every tenant left `issuing` since before `before`."""
+        query = {"state": str(CompensationState.ISSUING), "issuing_since": {"$lte": before}}
+        docs = await self.compensations.find(query).limit(limit).to_list()
+        return [(d["tenant"], _compensation(d)) for d in docs]
 
     # ------------------------------------------------------------------ tallies
 
