@@ -71,6 +71,7 @@ def load_demo(client: httpx.Client) -> int:
     post("/behaviour/batch", {"events": events}, key="demo-behaviour")
     _demo_segments(client, headers)
     _demo_coupons(client, headers)
+    _demo_compensation_and_subsidy(client, headers, ids[0])
     return len(DEMO_CUSTOMERS)
 
 
@@ -263,3 +264,58 @@ def load_demo_when_ready(gateway_url: str) -> None:
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
+
+
+def _demo_compensation_and_subsidy(
+    client: httpx.Client, headers: dict[str, str], customer_id: str
+) -> None:
+    """Compensation batches (5 and 10 yuan) with a policy, one compensation issued, and a
+    subsidy plan for three merchants (compensation-and-subsidy part, issue 7)."""
+    now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    staff = {**headers, "X-Actor-Id": "ops-demo",
+             "X-Actor-Roles": "budget_approver,compensation_reviewer"}  # fmt: skip
+
+    def send(method: str, path: str, body: dict | None, key: str) -> dict:
+        keyed = {**staff, "Idempotency-Key": key}
+        response = client.request(method, f"/api/v1/coupon{path}", json=body, headers=keyed)
+        response.raise_for_status()
+        return response.json()
+
+    window = {
+        "claim_from": now.isoformat(),
+        "claim_until": (now + timedelta(days=90)).isoformat(),
+        "validity": {"days_after_claim": 7},
+        "stock": 200,
+        "per_customer_limit": 10,
+    }
+    batches = [
+        {"key": f"sorry-{v // 100}", "name": f"Sorry, {v // 100} yuan off",
+         "discount": {"kind": "threshold", "amount": v, "threshold": v * 10}, **window}
+        for v in (500, 1_000)
+    ]  # fmt: skip
+    budget = send("POST", "/budgets", {
+        "name": "Service recovery", "owner_kind": "department", "owner": "service",
+        "amount": 1_000_000, "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(days=90)).isoformat(),
+    }, "demo-compensation-budget")  # fmt: skip
+    body = {"name": "Service recovery", "budget_id": budget["id"], "batches": batches}
+    campaign = send("POST", "/campaigns", body, "demo-compensation-campaign")
+    for step in ("submit", "approve", "start"):
+        done = send("POST", f"/campaigns/{campaign['id']}/{step}", None, f"demo-comp-{step}")
+    month = {"period": "month", "max_count": 3, "max_amount": 2_000}
+    policy = {"batch_ids": list(done["batch_ids"].values()), "min_value": 500,
+              "max_value": 1_000, "review_above": 500, "period_limits": [month]}  # fmt: skip
+    send("PUT", "/compensation-policy", policy, "demo-compensation-policy")
+    ask = {"customer_id": customer_id, "reason": "parcel arrived two days late",
+           "value": 500, "reference": "demo-ticket-1"}  # fmt: skip
+    send("POST", "/compensations", ask, "demo-compensation-1")
+    plan = send("POST", "/subsidy-plans", {
+        "name": "New-customer subsidy", "budget_id": budget["id"], "subject_kind": "merchant",
+        "floor": 10_000, "ceiling": 50_000, "shape": 2.0,
+    }, "demo-subsidy-plan")  # fmt: skip
+    shops = [("m_tea", 0.30, 0.45, 8_800), ("m_noodles", 0.18, 0.30, 4_200),
+             ("m_bakery", 0.12, 0.10, 3_600)]  # fmt: skip
+    candidates = [{"candidate_id": m, "conversion": c, "repurchase": r,
+                   "average_order_value": a} for m, c, r, a in shops]  # fmt: skip
+    send("PUT", f"/subsidy-plans/{plan['id']}/indicators", {"candidates": candidates},
+         "demo-subsidy-indicators")  # fmt: skip
