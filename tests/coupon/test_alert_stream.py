@@ -6,7 +6,7 @@ the gateway; a reconnect with Last-Event-ID resumes where the client left off.""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -44,7 +44,7 @@ async def gateway(service: Service) -> AsyncIterator[str]:
         yield url
 
 
-def _raised_for(budget_id: str):  # noqa: ANN202
+def _raised_for(budget_id: str) -> Callable[[Received], bool]:
     return lambda e: e.event == "alert_raised" and e.data["subject_id"] == budget_id
 
 
