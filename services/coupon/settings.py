@@ -95,3 +95,9 @@ class CouponSettings(ServiceSettings):
     # which looks every `compensation_resume_seconds`.
     compensation_stall_seconds: float = 60.0
     compensation_resume_seconds: float = 15.0
+    # reach part (issue 8): each coupon about to expire is announced once
+    # (coupon.expiry_noticed.v1) when its validity ends within this many hours, by a sweep
+    # every `expiry_notice_sweep_seconds` (one replica at a time), in batches.
+    expiry_notice_hours: int = 24
+    expiry_notice_sweep_seconds: float = 60.0
+    expiry_notice_batch: int = 500

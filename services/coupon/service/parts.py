@@ -141,3 +141,12 @@ async def _resume_compensations(runtime: Runtime) -> None:  # compensation-and-s
 
 
 WORKERS.append(Worker("compensation-resume", _resume_compensations))  # compensation part
+
+
+async def _notice_expiring(runtime: Runtime) -> None:  # reach part (issue 8)
+    from services.coupon.service.expiry_notices import run
+
+    await run(runtime)
+
+
+WORKERS.append(Worker("expiry-notices", _notice_expiring))  # reach part (issue 8)

@@ -31,3 +31,6 @@ INDEXES += [*compensation.INDEXES, *subsidies.INDEXES]  # compensation-and-subsi
 INDEXES += [*codes.INDEXES, *partners.INDEXES, *partner_webhooks.INDEXES]  # codes-and-partners part
 INDEXES += [*claim_centre.INDEXES, *drops.INDEXES]  # channels part (issue 7)
 INDEXES += [*alerts.INDEXES, *stats.INDEXES]  # monitoring-and-alerts part (issue 7)
+from services.coupon.store.expiry_notices import INDEXES as EXPIRY_NOTICES  # noqa: E402
+
+INDEXES += EXPIRY_NOTICES  # reach part (issue 8): coupons about to expire
