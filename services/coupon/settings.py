@@ -54,6 +54,12 @@ class CouponSettings(ServiceSettings):
     # --- core (issue 6): per-tenant policy, stock leases, reservations after a campaign ends
     #: How long a replica trusts its copy of a tenant's policy (time zone, margin rules).
     policy_cache_seconds: float = 5.0
+    #: Stock leases: each replica renews its heartbeat this often; a lease whose replica
+    #: gave no sign of life for `lease_ttl_seconds` is swept (by any replica, every
+    #: `lease_sweep_seconds`) and its unissued units go back to the batch's stock.
+    lease_heartbeat_seconds: float = 2.0
+    lease_ttl_seconds: float = 15.0
+    lease_sweep_seconds: float = 5.0
 
     # --- channels (issue 7): claim centre, on-site drops, targeted issues
     #: How long a replica serves a tenant's open batches (claim centre) and active drop

@@ -4,19 +4,24 @@ Per batch, each replica keeps an issuer that
 - answers "sold out" from memory once the batch's stock is gone (the store is asked again
   only every `sold_out_recheck_seconds`, since another replica may hand stock back);
 - leases stock from the store in blocks (one conditional `$inc` on `unleased` per block),
-  so the coupons issued over all replicas never exceed the stock;
+  so the coupons issued over all replicas never exceed the stock; each lease is recorded
+  with this replica and the coupons issued under it (store/leases.py), so the stock a
+  crashed replica held comes back once its heartbeat stops;
 - queues the claims that arrive together and writes them in one transaction: one read of
   the claimants' coupons of the batch (per-customer and daily limits), one `insert_many`,
   one outbox entry with their `coupon.claimed.v1` events. A claim is answered only after
   that transaction commits, so no claim answered as successful is lost.
 The unique slot indexes of the coupons settle races between replicas: a round that loses
-one aborts as a whole, reads again and decides again."""
+one aborts as a whole, reads again and decides again. Leasing runs in a transaction of its
+own between attempts, never inside a round's, so a round's count of coupons issued under
+its lease (one update per flush) never conflicts with the lease growing."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +60,7 @@ from services.coupon.store.coupons import (
     grant_id,
 )
 from services.coupon.store.customers import CustomerOrdersStore
+from services.coupon.store.leases import LeaseStore, Taken
 from services.coupon.store.policies import PolicyStore
 from services.coupon.store.races import is_duplicate_key
 
@@ -78,6 +84,17 @@ class Claimed:
 
 
 Outcome = Claimed | Refusal
+
+
+class _NeedStock(Exception):
+    """A round needs more stock than this replica's lease holds: lease, then run again."""
+
+    def __init__(self, units: int) -> None:
+        self.units = units
+
+
+class _LeaseLost(Exception):
+    """The lease was closed by a sweep (this replica looked dead): lease afresh."""
 
 
 class ClaimRefused(Conflict):
@@ -183,8 +200,9 @@ class BatchIssuer:
         self.desk = desk
         self.tenant = tenant
         self.batch_id = batch_id
-        #: Stock units this replica holds and has not issued yet.
+        #: Stock units this replica holds and has not issued yet, and the lease holding them.
         self.lease = 0
+        self.lease_id: str | None = None
         #: Stock left unleased in the store when this replica last leased.
         self._left: int | None = None
         self._sold_out_until = 0.0
@@ -201,9 +219,19 @@ class BatchIssuer:
     async def _round(self, requests: list[ClaimRequest]) -> list[Outcome]:
         if self.sold_out() and not any(r.reference for r in requests):
             return [Refusal.SOLD_OUT] * len(requests)  # queued before it sold out: no store
+        may_lease = True
         for attempt in range(ROUND_ATTEMPTS):
             try:
-                plan = await self.desk.runtime.uow.run(lambda tx: self._issue(tx, requests))
+                plan = await self.desk.runtime.uow.run(
+                    lambda tx, may_lease=may_lease: self._issue(tx, requests, may_lease)
+                )
+            except _NeedStock as need:
+                await self._lease(need.units)
+                may_lease = False  # once per round: what it got is what there is
+                continue
+            except _LeaseLost:
+                self.lease, self.lease_id, may_lease = 0, None, True
+                continue
             except (DuplicateKeyError, BulkWriteError) as exc:
                 if not is_duplicate_key(exc):
                     raise
@@ -213,18 +241,21 @@ class BatchIssuer:
             return plan.answers()
         raise Conflict("too many concurrent claims; retry", code="concurrent_update")
 
-    async def _issue(self, tx: Tx, requests: list[ClaimRequest]) -> _Plan:
+    async def _issue(self, tx: Tx, requests: list[ClaimRequest], may_lease: bool) -> _Plan:
         batch = await self.desk.batch(self.tenant, self.batch_id)
         now = utcnow()
         plan = _Plan(outcomes=[None] * len(requests))
         await self._replays(tx, requests, plan)
         await self._audience(tx, batch, requests, plan)
         await self._limits(tx, batch, requests, plan, now)
-        await self._stock(batch, plan)
+        self._stock(plan, may_lease)
         if plan.seats:
             await self._decaying_for(tx, batch, requests, plan)
             docs, daily, grants, events = self._coupons(batch, requests, plan, now)
             await self.desk.coupons.issue(docs, daily, grants, tx.session)
+            assert self.lease_id is not None  # seats are only given out of a lease
+            if not await self.desk.leases.count_issued(self.lease_id, len(docs), tx.session):
+                raise _LeaseLost
             await tx.emit(*events, tenant=self.tenant)
         return plan
 
@@ -300,19 +331,35 @@ class BatchIssuer:
             taken[customer].add(n)
         return taken
 
-    async def _stock(self, batch: Batch, plan: _Plan) -> None:
+    def _stock(self, plan: _Plan, may_lease: bool) -> None:
+        """Seats beyond the lease are sold out, unless more may be leased first."""
         need = len(plan.seats) - self.lease
-        if need > 0 and not self.sold_out():
-            wanted = need + self._prefetch(batch)
-            got, left = await self.desk.batches.lease(self.tenant, self.batch_id, wanted)
-            self.lease += got
-            self._left = left
-            if got < wanted or left == 0:
-                recheck = self.desk.settings.sold_out_recheck_seconds
-                self._sold_out_until = time.monotonic() + recheck
+        if need > 0 and may_lease and not self.sold_out():
+            raise _NeedStock(need)
         for seat in plan.seats[self.lease :]:
             plan.outcomes[seat.index] = Refusal.SOLD_OUT
         del plan.seats[self.lease :]
+
+    async def _lease(self, need: int) -> None:
+        """Lease what the round needs and a prefetch, in a transaction of its own."""
+        batch = await self.desk.batch(self.tenant, self.batch_id)
+        wanted = need + self._prefetch(batch)
+        desk = self.desk
+
+        async def take(tx: Tx) -> Taken:
+            return await desk.leases.take(
+                self.tenant, self.batch_id, desk.replica, self.lease_id, wanted, utcnow(),
+                tx.session,
+            )  # fmt: skip
+
+        taken = await desk.runtime.uow.run(take)
+        if taken.fresh:  # the lease named was closed by a sweep: what it held went back
+            self.lease = 0
+        self.lease += taken.units
+        self.lease_id = taken.lease_id
+        self._left = taken.left
+        if taken.units < wanted or taken.left == 0:
+            self._sold_out_until = time.monotonic() + desk.settings.sold_out_recheck_seconds
 
     def _prefetch(self, batch: Batch) -> int:
         """Units leased beyond this round's need: a block while stock is plentiful, a
@@ -389,6 +436,9 @@ class ClaimDesk:
         self.rng = random.SystemRandom()
         self.batches = BatchStore(runtime.db)
         self.coupons = CouponStore(runtime.db)
+        self.leases = LeaseStore(runtime.db)
+        #: This replica, as its leases and heartbeats name it.
+        self.replica = f"rep_{uuid.uuid4().hex[:16]}"
         self.customers = CustomerOrdersStore(runtime.db)
         self._issuers: dict[tuple[str, str], BatchIssuer] = {}
         self._cache: dict[tuple[str, str], tuple[float, Batch]] = {}
@@ -441,8 +491,26 @@ class ClaimDesk:
         """Stop the issuers and hand their unissued leases back to the stock."""
         for issuer in self._issuers.values():
             await issuer.batcher.stop()
-            await self.batches.give_back(issuer.tenant, issuer.batch_id, issuer.lease)
-            issuer.lease = 0
+            if issuer.lease_id is not None:
+                await self.close_lease(issuer.lease_id)
+            issuer.lease, issuer.lease_id = 0, None
+        await self.leases.forget(self.replica)
+
+    async def close_lease(self, lease_id: str) -> int | None:
+        """Give the lease's unissued units back to its batch (None: closed before)."""
+
+        async def close(tx: Tx) -> int | None:
+            return await self.leases.close(lease_id, self.replica, utcnow(), tx.session)
+
+        return await self.runtime.uow.run(close)
+
+    async def sweep_stranded_leases(self) -> int:
+        """Close the leases of replicas whose heartbeat stopped; units given back."""
+        ttl = self.settings.lease_ttl_seconds
+        returned = 0
+        for lease_id in await self.leases.stranded(utcnow(), ttl):
+            returned += await self.close_lease(lease_id) or 0
+        return returned
 
 
 def _open_refusal(batch: Batch, now: datetime | None) -> Refusal | None:

@@ -122,10 +122,40 @@ async def _sweep_rate_windows(runtime: Runtime) -> None:
         await asyncio.sleep(settings.rate_window_sweep_seconds)
 
 
+async def _beat(runtime: Runtime) -> None:
+    """This replica's heartbeat: while it beats, nobody sweeps the stock it leased."""
+    settings = runtime.settings
+    assert isinstance(settings, CouponSettings)
+    desk: ClaimDesk = runtime.state.get(DESK) or install(runtime)
+    while True:
+        try:
+            await desk.leases.beat(desk.replica, utcnow())
+        except Exception:
+            log.exception("lease heartbeat failed; the next round retries")
+        await asyncio.sleep(settings.lease_heartbeat_seconds)
+
+
+async def _sweep_leases(runtime: Runtime) -> None:
+    """Stock leased by replicas that stopped without handing it back returns to the stock."""
+    settings = runtime.settings
+    assert isinstance(settings, CouponSettings)
+    desk: ClaimDesk = runtime.state.get(DESK) or install(runtime)
+    while True:
+        try:
+            returned = await desk.sweep_stranded_leases()
+            if returned:
+                log.info("stranded stock returned", extra={"units": returned})
+        except Exception:
+            log.exception("lease sweep failed; the next round retries")
+        await asyncio.sleep(settings.lease_sweep_seconds)
+
+
 WORKERS = [
     Worker("claim-desk", _hold_parts),
     Worker("lock-sweep", _sweep_locks),
     Worker("rate-window-sweep", _sweep_rate_windows),
+    Worker("lease-heartbeat", _beat),
+    Worker("lease-sweep", _sweep_leases),
 ]
 WORKERS.append(Worker("partner-webhooks", send_webhooks))  # codes-and-partners part
 WORKERS += [  # monitoring-and-alerts part (issue 7): the broker reader and the evaluator

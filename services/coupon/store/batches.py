@@ -1,5 +1,6 @@
-"""Batches. `unleased` is the stock no replica has leased yet: a lease is one conditional
-`$inc` that cannot take it below zero, so the coupons issued never exceed the stock."""
+"""Batches. `unleased` is the stock no replica has leased yet: a lease (store/leases.py) is
+one conditional `$inc` that cannot take it below zero, so the coupons issued never exceed
+the stock."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -78,23 +78,6 @@ class BatchStore:
             session=session,
         )
 
-    async def lease(self, tenant: str, batch_id: str, wanted: int) -> tuple[int, int]:
-        """Lease up to `wanted` units of stock: (units leased, units left unleased)."""
-        while wanted > 0:
-            doc = await self.batches.find_one_and_update(
-                {"_id": batch_id, "tenant": tenant, "unleased": {"$gte": wanted}},
-                {"$inc": {"unleased": -wanted}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is not None:
-                return wanted, int(doc["unleased"])
-            current = await self.batches.find_one(
-                {"_id": batch_id, "tenant": tenant}, {"unleased": 1}
-            )
-            left = int(current["unleased"]) if current else 0
-            wanted = min(wanted, left)
-        return 0, 0
-
     async def take_one(self, tenant: str, batch_id: str, session: AsyncClientSession) -> bool:
         """One unit straight from the stock, inside a transaction (a returned coupon)."""
         result = await self.batches.update_one(
@@ -103,10 +86,3 @@ class BatchStore:
             session=session,
         )
         return result.modified_count == 1
-
-    async def give_back(self, tenant: str, batch_id: str, units: int) -> None:
-        """Unused leased units go back to the stock (a replica stopping)."""
-        if units > 0:
-            await self.batches.update_one(
-                {"_id": batch_id, "tenant": tenant}, {"$inc": {"unleased": units}}
-            )
