@@ -71,6 +71,10 @@ class CouponSettings(ServiceSettings):
     tagging_timeout_seconds: float = 10.0
     #: Members read (and issued in one claim round) per page of a targeted issue.
     targeted_page_size: int = 200
+    #: Which consumer groups this process runs (`coupon.orders`, ...); all when unset. A
+    #: deployment may run consumers apart from HTTP replicas; tests start only what they
+    #: need (each group's join costs the embedded broker seconds).
+    consumer_groups: set[str] | None = None
 
     # --- monitoring and alerts (issue 7): stats, alerts, the live alert stream
     #: How often one replica (holding the evaluator lease) sweeps every condition; changes

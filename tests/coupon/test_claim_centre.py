@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from services.coupon.domain.claim_centre import Listing
 from tests.coupon.channels_support import pay_an_order
@@ -25,6 +26,11 @@ from tests.coupon.support import (
     step,
 )
 from tests.support.waiting import eventually
+
+
+@pytest.fixture(scope="module")
+def overrides() -> dict[str, Any]:
+    return {"consumer_groups": {"coupon.orders"}}  # paid orders: new versus returning
 
 
 async def centre(api: httpx.AsyncClient, customer_id: str) -> dict[str, dict[str, Any]]:

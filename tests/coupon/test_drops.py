@@ -10,8 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.coupon.support import Crowd, Service, batch_spec, iso, now, ok, running_batches
+
+
+@pytest.fixture(scope="module")
+def overrides() -> dict[str, Any]:
+    return {"consumer_groups": set()}  # no events needed: skip the group joins
 
 
 def rule(batch_id: str, **fields: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
+from servicekit.jobs import jobs_router  # channels part (issue 7)
+
 from services.coupon.api import (
     alerts,  # monitoring-and-alerts part (issue 7)
     budgets,
@@ -14,6 +16,7 @@ from services.coupon.api import (
     partner,  # codes-and-partners part
     policy,  # core part (issue 6)
     subsidies,  # compensation-and-subsidy part
+    targeted,  # channels part (issue 7)
     stats,  # monitoring-and-alerts part (issue 7)
     wallet,
 )
@@ -28,8 +31,9 @@ router.include_router(partner.router)  # codes-and-partners part
 
 router.include_router(policy.router)  # core part (issue 6)
 
-for channel in (claim_centre, drops):  # channels part (issue 7)
+for channel in (claim_centre, drops, targeted):  # channels part (issue 7)
     router.include_router(channel.router)
+router.include_router(jobs_router())  # channels part (issue 7): targeted issues are jobs
 
 for monitoring in (stats, alerts):  # monitoring-and-alerts part (issue 7)
     router.include_router(monitoring.router)

@@ -8,7 +8,9 @@ from services.coupon.settings import CouponSettings
 
 
 def subscriptions(settings: CouponSettings) -> list[Subscription]:
-    return [
+    every = [
         with_gmv(order_subscription(settings), settings),  # monitoring: GMV after redemption
         partner_usage_subscription(),  # codes-and-partners part
     ]
+    wanted = settings.consumer_groups  # channels part (issue 7): only the groups asked for
+    return [s for s in every if wanted is None or s.group_id in wanted]

@@ -3,16 +3,19 @@ replica and keeps in `runtime.state`, beside the claim desk it issues through.""
 
 from __future__ import annotations
 
+import httpx
+
 from servicekit.runtime import Runtime
 from services.coupon.service import parts
 from services.coupon.service.claim_centre import ClaimCentre
 from services.coupon.service.claims import ClaimDesk
 from services.coupon.service.drops import Drops
+from services.coupon.service.segments import SegmentMembers
 from services.coupon.settings import CouponSettings
 from services.coupon.store.claim_centre import ClaimCentreStore
 from services.coupon.store.drops import DropStore
 
-CLAIM_CENTRE, DROPS = "claim_centre", "drops"
+CLAIM_CENTRE, DROPS, MEMBERS = "claim_centre", "drops", "segment_members"
 
 
 def settings_of(runtime: Runtime) -> CouponSettings:
@@ -40,3 +43,20 @@ def drops(runtime: Runtime) -> Drops:
         ttl = settings_of(runtime).drop_rules_cache_seconds
         found = runtime.state[DROPS] = Drops(desk(runtime), DropStore(runtime.db), ttl)
     return found
+
+
+def segment_members(runtime: Runtime) -> SegmentMembers:
+    """The tagging service's client: one HTTP pool per replica, closed by `close`."""
+    found = runtime.state.get(MEMBERS)
+    if found is None:
+        settings = settings_of(runtime)
+        timeout = settings.tagging_timeout_seconds
+        http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)))
+        found = runtime.state[MEMBERS] = SegmentMembers(http, settings.tagging_base_url)
+    return found
+
+
+async def close(runtime: Runtime) -> None:
+    members = runtime.state.pop(MEMBERS, None)
+    if members is not None:
+        await members.http.aclose()

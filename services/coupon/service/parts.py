@@ -180,3 +180,13 @@ async def _notice_expiring(runtime: Runtime) -> None:  # reach part (issue 8)
 
 
 WORKERS.append(Worker("expiry-notices", _notice_expiring))  # reach part (issue 8)
+
+
+async def _run_jobs(runtime: Runtime) -> None:  # channels part (issue 7)
+    # Imported here: the job kinds issue through the claim desk these parts build.
+    from services.coupon.service.jobs import run_jobs
+
+    await run_jobs(runtime)
+
+
+WORKERS.append(Worker("jobs", _run_jobs))  # channels part (issue 7): targeted issues

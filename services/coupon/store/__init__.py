@@ -1,5 +1,6 @@
 """Coupon store: every query of the coupon service lives here."""
 
+from servicekit.jobs import JOB_INDEXES  # channels part (issue 7)
 from servicekit.mongo import Index
 from services.coupon.store import (
     alerts,  # monitoring-and-alerts part (issue 7)
@@ -30,7 +31,7 @@ INDEXES: list[Index] = [
 ]
 INDEXES += [*compensation.INDEXES, *subsidies.INDEXES]  # compensation-and-subsidy part
 INDEXES += [*codes.INDEXES, *partners.INDEXES, *partner_webhooks.INDEXES]  # codes-and-partners part
-INDEXES += [*claim_centre.INDEXES, *drops.INDEXES]  # channels part (issue 7)
+INDEXES += [*claim_centre.INDEXES, *drops.INDEXES, *JOB_INDEXES]  # channels part (issue 7)
 INDEXES += [*alerts.INDEXES, *stats.INDEXES]  # monitoring-and-alerts part (issue 7)
 INDEXES += leases.INDEXES  # core part (issue 6)
 from services.coupon.store.expiry_notices import INDEXES as EXPIRY_NOTICES  # noqa: E402
