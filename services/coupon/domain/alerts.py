@@ -217,8 +217,7 @@ class StockView:
     batch_id: str
     name: str
     stock: int
-    #: Stock not yet leased to a replica: a lower bound of what is left (each replica may
-    #: hold a lease block it has not issued yet).
+    #: Stock not issued yet: not leased to any replica, or leased and not issued.
     left: int
     claim_until: datetime
     active: bool

@@ -40,7 +40,12 @@ from services.coupon.domain.budgets import Budget
 from services.coupon.service.alert_hub import AlertHub
 from services.coupon.service.alerts import AlertService
 from services.coupon.settings import CouponSettings
-from services.coupon.store.alerts import AlertStore, EvaluatorLease, IssuingBlocks
+from services.coupon.store.alerts import (
+    AlertStore,
+    EvaluatorLease,
+    IssuingBlocks,
+    held_unissued,
+)
 from services.coupon.store.batches import BatchState, BatchStore
 from services.coupon.store.budgets import BUDGETS, BudgetStore
 from services.coupon.store.campaigns import CampaignStore
@@ -167,7 +172,7 @@ class Evaluator:
                 batch_id=batch.id,
                 name=batch.spec.name,
                 stock=batch.spec.stock,
-                left=batch.unleased,
+                left=batch.unleased + await held_unissued(self.db, tenant, batch_id),
                 claim_until=batch.spec.claim_until,
                 active=batch.state == BatchState.ACTIVE,
                 budget_id=budget_id,

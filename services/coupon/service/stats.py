@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.errors import NotFound
 from servicekit.mongo import Document
+from services.coupon.store.alerts import held_unissued
 from services.coupon.store.batches import Batch, BatchStore
 from services.coupon.store.budgets import BudgetStore
 from services.coupon.store.campaigns import CampaignStore
@@ -50,8 +51,9 @@ class BatchStats(Usage):
     name: str
     state: str
     stock: int
-    #: Stock no replica has leased yet.
+    #: Stock no replica has leased yet, and stock not issued yet (leased or not).
     unleased: int
+    left: int
     issuing_blocked: bool
 
 
@@ -159,7 +161,7 @@ class StatsService:
             max_subsidy=campaign.max_subsidy,
             reserved=campaign.reserved,
             consumed=campaign.consumed,
-            batches=[_batch_stats(b, counts, totals) for b in batches],
+            batches=[await self._batch_stats(b, counts, totals) for b in batches],
             **_usage(counts_of(counts), totals_of(totals)).model_dump(),
         )
 
@@ -169,20 +171,21 @@ class StatsService:
             raise NotFound(f"no batch {batch_id}", code="batch_not_found")
         counts = await self.stats.coupon_counts(tenant, "batch_id", batch_id)
         totals = await self.stats.order_totals(tenant, "batch_id", batch_id)
-        return _batch_stats(batch, counts, totals)
+        return await self._batch_stats(batch, counts, totals)
 
-
-def _batch_stats(
-    batch: Batch, counts: dict[str, CouponCounts], totals: dict[str, Totals]
-) -> BatchStats:
-    usage = _usage(counts.get(batch.id, CouponCounts()), totals.get(batch.id, Totals()))
-    return BatchStats(
-        batch_id=batch.id,
-        campaign_id=batch.campaign_id,
-        name=batch.spec.name,
-        state=str(batch.state),
-        stock=batch.spec.stock,
-        unleased=batch.unleased,
-        issuing_blocked=batch.issuing_blocked,
-        **usage.model_dump(),
-    )
+    async def _batch_stats(
+        self, batch: Batch, counts: dict[str, CouponCounts], totals: dict[str, Totals]
+    ) -> BatchStats:
+        usage = _usage(counts.get(batch.id, CouponCounts()), totals.get(batch.id, Totals()))
+        held = await held_unissued(self.db, batch.tenant, batch.id)
+        return BatchStats(
+            batch_id=batch.id,
+            campaign_id=batch.campaign_id,
+            name=batch.spec.name,
+            state=str(batch.state),
+            stock=batch.spec.stock,
+            unleased=batch.unleased,
+            left=batch.unleased + held,
+            issuing_blocked=batch.issuing_blocked,
+            **usage.model_dump(),
+        )

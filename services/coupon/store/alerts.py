@@ -21,6 +21,8 @@ from services.coupon.domain.alerts import OPEN_STATES, Alert, AlertKind, AlertSt
 from services.coupon.store.batches import BATCHES
 from services.coupon.store.budgets import BUDGETS
 from services.coupon.store.campaigns import CAMPAIGNS
+from services.coupon.store.leases import ACTIVE
+from services.coupon.store.leases import LEASES as STOCK_LEASES
 
 ALERTS = "alerts"
 OPEN = "open_alerts"
@@ -160,6 +162,17 @@ class IssuingBlocks:
             )
 
 
+async def held_unissued(db: AsyncDatabase[Document], tenant: str, batch_id: str) -> int:
+    """Stock the replicas hold in active leases and have not issued yet: with the batch's
+    `unleased`, exactly what is left of its stock."""
+    leases = (
+        await db[STOCK_LEASES]
+        .find({"state": ACTIVE, "tenant": tenant, "batch_id": batch_id}, {"leased": 1, "issued": 1})
+        .to_list()
+    )
+    return sum(max(0, int(d["leased"]) - int(d.get("issued", 0))) for d in leases)
+
+
 class EvaluatorLease:
     """One replica at a time sweeps every condition (the others react only to their own
     changes): a lease document taken or extended by a conditional upsert, as the outbox
@@ -185,4 +198,11 @@ class EvaluatorLease:
         await self.leases.delete_one({"_id": "alert-evaluator", "owner": self.owner})
 
 
-__all__ = ["OPEN_STATES", "AlertExists", "AlertStore", "EvaluatorLease", "IssuingBlocks"]
+__all__ = [
+    "OPEN_STATES",
+    "AlertExists",
+    "AlertStore",
+    "EvaluatorLease",
+    "IssuingBlocks",
+    "held_unissued",
+]
