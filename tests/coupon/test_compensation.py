@@ -349,3 +349,21 @@ async def test_a_compensation_left_issuing_by_a_stopped_replica_is_finished_once
     assert again["coupon_id"] == done["coupon_id"]
     wallet = await ok(api.get("/customers/cus_1/coupons"))
     assert [c["id"] for c in wallet["items"]] == [done["coupon_id"]]
+
+
+async def test_concurrent_reviews_of_one_request_settle_it_once(
+    api: httpx.AsyncClient, agent: httpx.AsyncClient, reviewer: httpx.AsyncClient
+) -> None:
+    await set_up(api, reviewer, review_above=1_000)
+    held = await compensate(agent, asking("cus_1", "t1", 2_000), 202)
+    path = f"/compensations/{held['id']}"
+    answers = await asyncio.gather(
+        *(reviewer.post(f"{path}/approve") for _ in range(4)),
+        *(reviewer.post(f"{path}/reject", json={"reason": "duplicate"}) for _ in range(4)),
+    )
+    assert sorted(r.status_code for r in answers) == [200] + [409] * 7
+    assert {r.json()["code"] for r in answers if r.status_code == 409} == {"compensation_state"}
+    final = await ok(api.get(path))
+    coupons = (await ok(api.get("/customers/cus_1/coupons")))["items"]
+    assert len(coupons) == (1 if final["state"] == "issued" else 0)
+    assert final["state"] in ("issued", "rejected")
