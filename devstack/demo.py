@@ -72,6 +72,7 @@ def load_demo(client: httpx.Client) -> int:
     _demo_segments(client, headers)
     _demo_coupons(client, headers)
     _demo_compensation_and_subsidy(client, headers, ids[0])
+    _demo_drops(client, headers)
     return len(DEMO_CUSTOMERS)
 
 
@@ -319,3 +320,39 @@ def _demo_compensation_and_subsidy(
                    "average_order_value": a} for m, c, r, a in shops]  # fmt: skip
     send("PUT", f"/subsidy-plans/{plan['id']}/indicators", {"candidates": candidates},
          "demo-subsidy-indicators")  # fmt: skip
+
+def _demo_drops(client: httpx.Client, headers: dict[str, str]) -> None:
+    """On-site drops (channels part, issue 7): a random red packet batch (1 to 8 yuan,
+    decaying for repeat claims, kept out of the claim centre) dropped on login with a 30 %
+    chance, once a day per customer."""
+    now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    staff = {**headers, "X-Actor-Id": "ops-demo", "X-Actor-Roles": "budget_approver"}
+
+    def post(path: str, body: dict | None, key: str) -> dict:
+        keyed = {**staff, "Idempotency-Key": key}
+        response = client.post(f"/api/v1/coupon{path}", json=body, headers=keyed)
+        response.raise_for_status()
+        return response.json()
+
+    window = {"starts_at": now.isoformat(), "ends_at": (now + timedelta(days=90)).isoformat()}
+    budget = post("/budgets", {"name": "Login red packets", "owner_kind": "department",
+                               "owner": "growth", "amount": 1_000_000, **window},
+                  "demo-drops-budget")  # fmt: skip
+    packet = {
+        "key": "login-packet", "name": "Login red packet",
+        "discount": {"kind": "random", "min_amount": 100, "max_amount": 800, "threshold": 10_000},
+        "random_decay": {"new_customers": [1, 0.8, 0.5], "returning_customers": [0.6, 0.3]},
+        "claim_from": now.isoformat(), "claim_until": (now + timedelta(days=30)).isoformat(),
+        "validity": {"days_after_claim": 3}, "stock": 1_000, "per_customer_limit": 5,
+        "in_claim_centre": False,
+    }  # fmt: skip
+    body = {"name": "Login red packets", "budget_id": budget["id"], "batches": [packet]}
+    campaign = post("/campaigns", body, "demo-drops-campaign")
+    for step in ("submit", "approve", "start"):
+        done = post(f"/campaigns/{campaign['id']}/{step}", None, f"demo-drops-{step}")
+    post("/drop-rules", {
+        "name": "Login red packet", "trigger": "login",
+        "batch_id": done["batch_ids"]["login-packet"], "probability_percent": 30,
+        "max_per_day": 1, "active_from": now.isoformat(),
+        "active_until": (now + timedelta(days=30)).isoformat(),
+    }, "demo-drops-rule")  # fmt: skip
