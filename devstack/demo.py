@@ -321,6 +321,7 @@ def _demo_compensation_and_subsidy(
     send("PUT", f"/subsidy-plans/{plan['id']}/indicators", {"candidates": candidates},
          "demo-subsidy-indicators")  # fmt: skip
 
+
 def _demo_drops(client: httpx.Client, headers: dict[str, str]) -> None:
     """On-site drops (channels part, issue 7): a random red packet batch (1 to 8 yuan,
     decaying for repeat claims, kept out of the claim centre) dropped on login with a 30 %
