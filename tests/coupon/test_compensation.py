@@ -126,6 +126,10 @@ async def test_the_policy_is_validated_set_by_reviewers_and_read_back(
         {"period": "day", "max_count": 3, "max_amount": None},
         {"period": "month", "max_count": None, "max_amount": 5_000},
     ]
+    assert (await agent.delete("/compensation-policy")).status_code == 403
+    assert (await reviewer.delete("/compensation-policy")).status_code == 204
+    stopped = await agent.post("/compensations", json=asking("cus_1", "after-stop"))
+    assert stopped.status_code == 404 and stopped.json()["code"] == "no_compensation_policy"
 
 
 async def test_within_thresholds_the_coupon_is_in_the_wallet_at_once_and_idempotent(

@@ -67,6 +67,14 @@ async def get_policy(tenant: TenantDep, service: CompensationsDep) -> StoredPoli
     return await service.policy(tenant)
 
 
+@router.delete("/compensation-policy", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_policy(tenant: TenantDep, actor: ActorDep, service: CompensationsDep) -> None:
+    """Stop compensating (roles compensation_reviewer or admin): new requests get 404
+    `no_compensation_policy`; held ones can still be reviewed."""
+    _reviewer(actor, "remove the compensation policy")
+    await service.remove_policy(tenant)
+
+
 @router.post(
     "/compensations",
     status_code=status.HTTP_201_CREATED,

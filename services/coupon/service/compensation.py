@@ -86,6 +86,10 @@ class CompensationService:
             raise NotFound("no compensation policy is set", code="no_compensation_policy")
         return policy
 
+    async def remove_policy(self, tenant: str) -> None:
+        if not await self.store.remove_policy(tenant):
+            raise NotFound("no compensation policy is set", code="no_compensation_policy")
+
     async def _discounts(self, tenant: str, batch_ids: list[str]) -> dict[str, Discount]:
         found = await self.batches.many(tenant, batch_ids)
         return {i: b.spec.discount for i, b in found.items()}

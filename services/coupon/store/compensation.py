@@ -82,6 +82,9 @@ class CompensationStore:
         doc = await self.policies.find_one({"_id": tenant})
         return StoredPolicy.model_validate(doc) if doc else None
 
+    async def remove_policy(self, tenant: str) -> bool:
+        return (await self.policies.delete_one({"_id": tenant})).deleted_count == 1
+
     # ----------------------------------------------------------- compensations
 
     async def add(self, tenant: str, c: Compensation, session: AsyncClientSession) -> None:
