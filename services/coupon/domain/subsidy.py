@@ -148,7 +148,7 @@ def plan(candidates: Sequence[Candidate], policy: SubsidyPolicy, budget: int) ->
             candidate_id=s.candidate.candidate_id,
             inputs={i: float(getattr(s.candidate, i)) for i in INDICATORS},
             normalised=s.normalised,
-            score=round(s.score, 6),
+            score=s.score,  # the score the subsidy was computed from (9 places)
             subsidy=x,
         )
         for s, x in zip(scored, given, strict=True)
