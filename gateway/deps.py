@@ -1,4 +1,5 @@
-"""What routes receive from the app's state: its settings and the one upstream client."""
+"""What routes receive from the app's state: its settings and an upstream client from the
+pool. `async def` although they do no I/O: a plain `def` dependency runs in a worker thread."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from fastapi import Depends, Request
 from gateway.settings import GatewaySettings
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
 
 
-def _upstream_client(request: Request) -> httpx.AsyncClient:
-    return request.app.state.upstream_client
+async def _upstream_client(request: Request) -> httpx.AsyncClient:
+    return request.app.state.upstream_clients.pick()
 
 
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]

@@ -160,7 +160,9 @@ async def _start_with_retries(client: Any) -> None:
             await client.start()
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    # async although it does no I/O: FastAPI runs a plain `def` dependency in a worker
+    # thread, a hop every request would pay.
     return request.app.state.runtime
 
 
