@@ -11,9 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from gateway.main import create_app as gateway_app
 from gateway.settings import GatewaySettings
+from servicekit.app import create_service_app
+from servicekit.runtime import Worker
+from services.coupon.api import alerts as alerts_api
+from services.coupon.events.alerts_stream import run_reader
+from services.coupon.service.alert_evaluator import monitoring
 from tests.coupon.sse import Received, live_stream
 from tests.coupon.support import (
     Service,
@@ -67,7 +73,7 @@ async def _cross_the_line(
 
 
 async def test_a_budget_alert_reaches_the_stream_within_a_second_and_blocks_until_topped_up(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, service: Service, tenant: str
 ) -> None:
     budget = await open_budget(api, 100_000, alert_thresholds=[80, 95])  # line: 5,000 left
     campaign_id = await _pending_campaign(api, budget["id"], stock=96)  # commits 96,000
@@ -102,6 +108,37 @@ async def test_a_budget_alert_reaches_the_stream_within_a_second_and_blocks_unti
         )
         assert claimed.json()["batch_id"] == batch_id
         assert (await ok(api.post(f"/campaigns/{other}/approve")))["state"] == "approved"
+    hub = monitoring(service.app.state.runtime).hub
+    await eventually(lambda: hub.subscribers(tenant) == 0)  # a closed stream leaves no trace
+
+
+def stream_only_replica(service: Service) -> FastAPI:
+    """A replica of the service that serves only the alert stream: no consumer, no
+    evaluator, so whatever reaches its clients came through the broker."""
+    return create_service_app(
+        service.settings,
+        title="coupon stream replica",
+        description="",
+        routers=[alerts_api.router],
+        indexes=[],
+        workers=[Worker("alert-stream", run_reader)],
+    )
+
+
+async def test_an_alert_raised_on_one_replica_reaches_the_streams_of_another(
+    api: httpx.AsyncClient, service: Service, tenant: str
+) -> None:
+    budget = await open_budget(api, 100_000, alert_thresholds=[90])
+    campaign_id = await _pending_campaign(api, budget["id"], stock=91)
+    async with (
+        serve(stream_only_replica(service)) as second_url,
+        httpx.AsyncClient(base_url=second_url, headers={"X-Tenant-Id": tenant}) as second,
+        live_stream(second, "/alerts/stream") as stream,
+    ):
+        _, raised, latency = await _cross_the_line(api, stream, budget["id"], campaign_id)
+        print(f"on another replica: {latency * 1000:.0f} ms")
+        assert latency < 1.0, f"the alert took {latency:.3f}s to reach the other replica"
+        assert raised.data["budget_id"] == budget["id"]
 
 
 async def test_the_stream_through_the_gateway_outlives_its_read_timeout(

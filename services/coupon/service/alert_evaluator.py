@@ -284,18 +284,32 @@ class Evaluator:
         if not self.signals.leader:
             return
         open_keys = await self.store.open_keys()
-        budgets = {(t, k.split(":", 2)[2]) for t, k in open_keys if k.startswith("budget:")}
+        await self._sweep_budgets(now, open_keys)
         batches = {(t, k.split(":", 2)[2]) for t, k in open_keys if k.startswith("stock:")}
-        budgets |= {(d["tenant"], d["_id"]) for d in await self._current_budgets(now)}
-        batches |= set(self.signals.rates)
-        for tenant, budget_id in sorted(budgets):
-            await _logged(self.budget(tenant, budget_id, now), "budget alert")
-        for tenant, batch_id in sorted(batches):
+        for tenant, batch_id in sorted(batches | set(self.signals.rates)):
             await _logged(self.batch(tenant, batch_id, now), "stock alert")
         self.signals.forget_idle(now)
+        pause = self.settings.stock_evaluate_min_seconds
+        mono = time.monotonic()
+        self._batch_last = {k: t for k, t in self._batch_last.items() if mono - t < pause}
         if time.monotonic() >= self._next_efficiency:
             self._next_efficiency = time.monotonic() + self.settings.efficiency_sweep_seconds
             await self._sweep_efficiency(now, open_keys)
+
+    async def _sweep_budgets(self, now: datetime, open_keys: set[tuple[str, str]]) -> None:
+        """Every current budget is judged from the one read that lists them; only those
+        whose alert must change cost more."""
+        open_budgets = {(t, k) for t, k in open_keys if k.startswith("budget:")}
+        seen: set[tuple[str, str]] = set()
+        for doc in await self._current_budgets(now):
+            budget = Budget.model_validate({**doc, "id": doc["_id"]})
+            key = alert_key(AlertKind.BUDGET, "budget", budget.id)
+            seen.add((doc["tenant"], key))
+            finding = rules.budget_finding(budget, now)
+            if finding is not None or (doc["tenant"], key) in open_budgets:
+                await _logged(self.alerts.apply(doc["tenant"], key, finding, now), "budget alert")
+        for tenant, key in sorted(open_budgets - seen):  # ended long ago, or gone
+            await _logged(self.budget(tenant, key.split(":", 2)[2], now), "budget alert")
 
     async def _sweep_efficiency(self, now: datetime, open_keys: set[tuple[str, str]]) -> None:
         period = self.settings.efficiency_period_days
@@ -307,11 +321,7 @@ class Evaluator:
 
     async def _current_budgets(self, now: datetime) -> list[Document]:
         """Budgets whose period is running, or ended within a day (their alert resolves)."""
-        return (
-            await self.db[BUDGETS]
-            .find({"ends_at": {"$gt": now - timedelta(days=1)}}, {"tenant": 1})
-            .to_list()
-        )
+        return await self.db[BUDGETS].find({"ends_at": {"$gt": now - timedelta(days=1)}}).to_list()
 
 
 def _blank(day: Document) -> dict:
@@ -327,7 +337,7 @@ def _blank(day: Document) -> dict:
     }
 
 
-async def _logged(work: Awaitable[None], what: str) -> None:
+async def _logged(work: Awaitable[object], what: str) -> None:
     """One condition failing must not stop the others; the next round tries again."""
     try:
         await work
@@ -343,4 +353,4 @@ async def run_evaluator(runtime: Runtime) -> None:
     await Evaluator(runtime, settings).run()
 
 
-__all__ = ["AlertSignals", "Budget", "Evaluator", "Monitoring", "monitoring", "run_evaluator"]
+__all__ = ["AlertSignals", "Evaluator", "Monitoring", "monitoring", "run_evaluator"]
