@@ -112,6 +112,9 @@ async def test_over_budget_says_so_offers_the_fitted_allocation_and_applies_only
     assert ledger["budget"]["reserved"] == 700 and ledger["budget"]["remaining"] == 0
     assert ledger["entries"][-1]["note"] == f"subsidy plan {plan['id']}"
     assert ledger["explained"] is True
+    view = await ok(analyst.get(f"/subsidy-plans/{plan['id']}/allocation"))
+    assert view["check"]["remaining"] == 700  # what the budget holds for the plan counts
+    assert view["check"]["fitted"]["total"] == view["plan"]["applied"]["amount"]
 
     frozen = await analyst.put(f"/subsidy-plans/{plan['id']}/indicators",
                                json={"candidates": SHOPS})  # fmt: skip

@@ -87,7 +87,9 @@ class SubsidyPlanService:
         found = await self.get(tenant, plan_id)
         budget = await self._budget(tenant, found.budget_id)
         candidates = await self.plans.candidates(tenant, plan_id)
-        return found, rules.checked(candidates, found.policy(), budget.id, budget.remaining)
+        # An applied plan is checked against what the budget holds for it too.
+        held = found.applied.amount if found.applied and found.state == PlanState.APPLIED else 0
+        return found, rules.checked(candidates, found.policy(), budget.id, budget.remaining + held)
 
     async def apply(
         self, tenant: str, plan_id: str, actor: Actor, *, accept_fitted: bool
