@@ -106,6 +106,7 @@ async def test_the_policy_is_validated_set_by_reviewers_and_read_back(
     await refused({**good, "batch_ids": ["bat_nope"]}, "batch_not_found", "batch_ids.0")
     await refused({**good, "batch_ids": ["$bad"]}, "validation_failed", "batch_ids.0")
     await refused({**good, "min_value": 2_000}, "validation_failed", "max_value")
+    await refused({**good, "review_abve": 500}, "validation_failed", "review_abve")
     await refused(
         {
             **good,

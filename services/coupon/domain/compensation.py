@@ -22,7 +22,7 @@ from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from servicekit.errors import Conflict, Forbidden, InvalidInput
 from services.coupon.domain.batches import ID_PATTERN, Discount, DiscountKind
@@ -51,6 +51,8 @@ def period_key(period: Period, at: datetime, zone: tzinfo) -> str:
 class PeriodLimit(BaseModel):
     """Most compensations (count) and most value (minor units) per customer in a period."""
 
+    model_config = ConfigDict(extra="forbid")
+
     period: Period
     max_count: int | None = Field(None, ge=1, le=1_000)
     max_amount: int | None = Field(None, ge=1, le=10**10)
@@ -64,6 +66,8 @@ class PeriodLimit(BaseModel):
 
 class CompensationPolicy(BaseModel):
     """A tenant's compensation rules (PUT as a whole)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt threshold must not pass unseen
 
     batch_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=20)
     #: The range every compensation coupon's face value lies in (minor units).
@@ -135,6 +139,8 @@ def check_policy_batches(policy: CompensationPolicy, discounts: dict[str, Discou
 
 
 class CompensationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     customer_id: str = Field(pattern=ID_PATTERN)
     order_id: str | None = Field(None, pattern=ID_PATTERN)
     reason: str = Field(min_length=1, max_length=500)

@@ -79,7 +79,7 @@ class CompensationStore:
         await self.policies.replace_one({"_id": tenant}, doc, upsert=True)
 
     async def policy(self, tenant: str) -> StoredPolicy | None:
-        doc = await self.policies.find_one({"_id": tenant})
+        doc = await self.policies.find_one({"_id": tenant}, {"_id": 0})
         return StoredPolicy.model_validate(doc) if doc else None
 
     async def remove_policy(self, tenant: str) -> bool:
