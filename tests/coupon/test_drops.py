@@ -17,7 +17,8 @@ from tests.coupon.support import Crowd, Service, batch_spec, iso, now, ok, runni
 
 @pytest.fixture(scope="module")
 def overrides() -> dict[str, Any]:
-    return {"consumer_groups": set()}  # no events needed: skip the group joins
+    # No events needed: skip the group joins. Checks count as the customer's claims.
+    return {"consumer_groups": set(), "customer_claims_per_minute": 40}
 
 
 def rule(batch_id: str, **fields: Any) -> dict[str, Any]:
@@ -183,3 +184,26 @@ async def test_a_paused_rule_stops_dropping_at_once(api: httpx.AsyncClient) -> N
     created = await ok(api.post("/drop-rules", json=rule(ids["main"])), 201)
     await ok(api.put(f"/drop-rules/{created['id']}", json=rule(ids["main"], enabled=False)))
     assert await check(api, "cus_3") == []
+
+
+async def test_checks_that_may_draw_count_in_the_customers_claim_rate(
+    api: httpx.AsyncClient, service: Service, tenant: str
+) -> None:
+    """90 checks of one customer in a moment, 40 a minute allowed: even split over two
+    minute windows, at least 10 are refused with 429 and Retry-After."""
+    ids = await running_batches(api, batch_spec())
+    await ok(api.post("/drop-rules", json=rule(ids["main"], probability_percent=0)), 201)
+    crowd = Crowd(service.url, {"X-Tenant-Id": tenant}, in_flight=30)
+    body = {"customer_id": "cus_loop", "trigger": "login"}
+    try:
+        answers = await asyncio.gather(*(crowd.post("/drops/check", body) for _ in range(90)))
+    finally:
+        await crowd.close()
+    limited = [a for a in answers if a.status_code == 429]
+    assert len(limited) >= 10 and {a.status_code for a in answers} == {200, 429}
+    assert limited[0].json()["code"] == "rate_limited"
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    nothing = await api.post(
+        "/drops/check", json={"customer_id": "cus_loop", "trigger": "page_open"}
+    )
+    assert nothing.status_code == 200, "a check no rule matches costs nothing, nor counts"

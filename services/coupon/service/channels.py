@@ -41,7 +41,8 @@ def drops(runtime: Runtime) -> Drops:
     found = runtime.state.get(DROPS)
     if found is None:
         ttl = settings_of(runtime).drop_rules_cache_seconds
-        found = runtime.state[DROPS] = Drops(desk(runtime), DropStore(runtime.db), ttl)
+        limiter = runtime.state[parts.LIMITER]  # installed with the desk
+        found = runtime.state[DROPS] = Drops(desk(runtime), DropStore(runtime.db), limiter, ttl)
     return found
 
 

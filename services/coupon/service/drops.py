@@ -3,9 +3,10 @@ when a customer logs in or opens a page.
 
 A check costs nothing when no live rule matches (the tenant's live rules are kept in memory
 for `drop_rules_cache_seconds`; a change made at this replica is seen at once). Otherwise it
-reads the customer's earlier drops (one read), their paid-order count when a rule's audience
-needs it, draws each matching rule with SystemRandom, and issues a win through the claim
-desk with channel `onsite_drop` and a reference naming (rule, customer, ordinal): concurrent
+counts in the customer's and the channel's claim rate limits (429 beyond), reads the
+customer's earlier drops (one read) and their paid-order count when a rule's audience needs
+it, draws each matching rule with SystemRandom, and issues a win through the claim desk
+with channel `onsite_drop` and a reference naming (rule, customer, ordinal): concurrent
 checks never exceed a rule's caps, and a check repeated with the same `occasion` answers the
 same drop instead of drawing again."""
 
@@ -24,7 +25,9 @@ from servicekit.pagination import PageRequest
 from services.coupon.domain import drops as rules
 from services.coupon.domain.coupons import Coupon
 from services.coupon.domain.drops import DropRule, DropRuleDraft, Trigger
+from services.coupon.domain.rate_limits import Limit
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
+from services.coupon.service.rate_limits import RateLimiter
 from services.coupon.store.drops import DropStore
 
 log = logging.getLogger("services.coupon.drops")
@@ -49,9 +52,10 @@ class Dropped:
 
 
 class Drops:
-    def __init__(self, desk: ClaimDesk, store: DropStore, ttl: float) -> None:
+    def __init__(self, desk: ClaimDesk, store: DropStore, limiter: RateLimiter, ttl: float) -> None:
         self.desk = desk
         self.store = store
+        self.limiter = limiter
         self.ttl = ttl
         self.rng = random.SystemRandom()
         self._cache: dict[str, tuple[float, list[DropRule]]] = {}
@@ -119,6 +123,7 @@ class Drops:
         matching = [r for r in live if rules.matches(r, check.trigger, check.page, now)]
         if not matching:
             return []
+        await self.limiter.check(tenant, self._limits(check.customer_id))
         if rules.needs_order_history(matching):
             paid = await self.desk.customers.paid_orders(tenant, [check.customer_id])
             matching = [r for r in matching if rules.audience_fits(r, paid[check.customer_id])]
@@ -142,6 +147,15 @@ class Drops:
                     )
             tries.append(self._drop(tenant, rule, check.customer_id, ref))
         return [d for d in await asyncio.gather(*tries) if d is not None]
+
+    def _limits(self, customer_id: str) -> list[Limit]:
+        """A check that may draw counts as a claim attempt of the customer's and of the
+        channel's (429 beyond), so refreshing a page in a loop buys no extra draws' load."""
+        settings = self.desk.settings
+        return [
+            Limit("channel", rules.CHANNEL, settings.channel_claims_per_second, 1),
+            Limit("customer", customer_id, settings.customer_claims_per_minute, 60),
+        ]
 
     async def _drop(
         self, tenant: str, rule: DropRule, customer_id: str, reference: str
