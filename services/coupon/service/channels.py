@@ -41,8 +41,9 @@ def drops(runtime: Runtime) -> Drops:
     found = runtime.state.get(DROPS)
     if found is None:
         ttl = settings_of(runtime).drop_rules_cache_seconds
-        limiter = runtime.state[parts.LIMITER]  # installed with the desk
-        found = runtime.state[DROPS] = Drops(desk(runtime), DropStore(runtime.db), limiter, ttl)
+        claim_desk = desk(runtime)  # installs the rate limiter with it
+        limiter = runtime.state[parts.LIMITER]
+        found = runtime.state[DROPS] = Drops(claim_desk, DropStore(runtime.db), limiter, ttl)
     return found
 
 
