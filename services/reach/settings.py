@@ -55,3 +55,8 @@ class ReachSettings(ServiceSettings):
     #: How long a replica reuses a tenant's provider config before reading it again (a
     #: change made on another replica takes effect within this long).
     provider_config_cache_seconds: float = 5.0
+    #: Ops alerts by SMS to staff: the signature, and the template registered with the
+    #: carrier for them (Alibaba Cloud sends only registered templates; the sandbox and a
+    #: webhook take the text as it is).
+    staff_sms_sign_name: str = "运营提醒"
+    staff_sms_template_code: str | None = None

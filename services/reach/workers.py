@@ -1,6 +1,6 @@
 """Background loops of the reach service: the dispatcher (due drafts — delayed rules,
-messages deferred past quiet hours — due campaigns, consent withdrawals to forward) and the
-job runner that runs campaigns."""
+messages deferred past quiet hours — due campaigns, staff notices of ops alerts, consent
+withdrawals to forward) and the job runner that runs campaigns."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ class DispatchLoop:
     async def round(self, runtime: Runtime, reach: Reach) -> bool:
         await self._start_due_campaigns(runtime, reach)
         full = await self._send_due_drafts(reach)
+        await reach.staff.send_due(self.owner)
         await unsubscribe.forward_due(reach.audience, reach.contacts)
         await self._sweep_birthdays(reach)
         return full

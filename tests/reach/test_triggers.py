@@ -5,6 +5,7 @@ customer service's events; an expiry reminder dropped when the coupon is used fi
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from contracts.coupon import CouponClaimed, CouponRedeemed
+from contracts.coupon import AlertRaised, CouponClaimed, CouponExpiryNoticed, CouponRedeemed
 from contracts.customer import (
     ConsentGranted,
     ConsentWithdrawn,
@@ -23,11 +24,15 @@ from contracts.customer import (
 )
 from contracts.loyalty import TierChanged
 from contracts.tagging import SegmentMemberJoined
+from servicekit.consumer import PROCESSED
 from services.reach.service import birthdays
 from services.reach.service.wiring import reach_of
 from services.reach.store.audience import CONSENTS, PROFILES
 from services.reach.store.messages import MESSAGES, SCHEDULED
+from services.reach.store.teams import NOTICES
+from tests.reach.peers import WebhookPeer
 from tests.reach.support import Service, customer_id, policy, publish, sandbox, template
+from tests.support.servers import serve
 from tests.support.waiting import eventually
 
 NOW = datetime.now(UTC)
@@ -173,6 +178,21 @@ async def test_a_delayed_rule_waits_and_a_withdrawal_in_between_stops_it(
     )
 
 
+def noticed(
+    customer: str, coupon: str, ends_in: timedelta, face_value: int = 1_000
+) -> CouponExpiryNoticed:
+    """As the coupon service announces a coupon about to expire (once per coupon)."""
+    return CouponExpiryNoticed(
+        coupon_id=coupon,
+        batch_id="b1",
+        campaign_id="c1",
+        customer_id=customer,
+        face_value=face_value,
+        valid_until=datetime.now(UTC) + ends_in,
+        noticed_at=datetime.now(UTC),
+    )
+
+
 async def test_an_expiry_reminder_is_dropped_when_the_coupon_is_used_first(
     service: Service, tenant: str, api: httpx.AsyncClient
 ) -> None:
@@ -183,8 +203,8 @@ async def test_an_expiry_reminder_is_dropped_when_the_coupon_is_used_first(
     await publish(
         service,
         tenant,
-        claimed(used, "cp-used", 1_000, timedelta(days=3)),
-        claimed(unused, "cp-unused", 1_000, timedelta(days=3)),
+        noticed(used, "cp-used", timedelta(days=3)),
+        noticed(unused, "cp-unused", timedelta(days=3)),
     )
     drafts = await eventually(
         lambda: service.db[SCHEDULED].find({"tenant": tenant}).to_list(),
@@ -214,6 +234,40 @@ async def test_an_expiry_reminder_is_dropped_when_the_coupon_is_used_first(
         lambda: service.db[SCHEDULED].find({"tenant": tenant}).to_list(),
         until=lambda found: [d["customer_id"] for d in found] == [unused],
     )
+
+
+async def test_the_coupon_services_expiry_notice_sends_one_reminder_per_coupon(
+    service: Service, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"sms": {"per_day": 5, "per_week": 5}})
+    await template(api, body="您的{{coupon_amount}}元券将于{{coupon_expiry}}到期")
+    await rule(api, "coupon_expiring")  # at once, on the notice
+    await rule(api, "coupon_expiring", delay_seconds=86_400)  # a day on: after the end, dropped
+    lin = customer_id()
+    await publish(service, tenant, granted(lin))
+    await consented(service, tenant, lin)
+
+    # A claim no longer schedules a reminder from its validity: the notice does. The same
+    # coupon announced twice (a repeated notice) still reminds once.
+    notice = noticed(lin, "cp-soon", timedelta(hours=20), face_value=1_500)
+    await publish(service, tenant, claimed(lin, "cp-soon", 1_500), notice, notice)
+
+    [received] = await eventually(
+        lambda: sandbox(service, tenant), until=lambda found: len(found) >= 1
+    )
+    expiry = notice.valid_until.strftime("%Y-%m-%d")
+    assert received["content"]["body"] == f"您的15元券将于{expiry}到期"
+    await eventually(  # both notices and the claim handled (each in its own transaction)
+        lambda: service.db[PROCESSED].count_documents(
+            {"tenant": tenant, "type": {"$in": [CouponExpiryNoticed.type, CouponClaimed.type]}}
+        ),
+        until=lambda n: n == 3,
+    )
+    assert await service.db[MESSAGES].count_documents({"tenant": tenant}) == 1
+    await eventually(  # the sent draft goes once its round is done; the late one never came
+        lambda: service.db[SCHEDULED].find({"tenant": tenant}).to_list(), until=lambda d: d == []
+    )
+    assert len(await sandbox(service, tenant)) == 1
 
 
 async def test_tier_upgrades_and_advisor_reminders(
@@ -280,7 +334,7 @@ async def test_tier_upgrades_and_advisor_reminders(
 async def test_bad_rules_are_refused(service: Service, tenant: str, api: httpx.AsyncClient) -> None:
     await template(api)
     for body in (
-        {"trigger": "coupon_expiring"},
+        {"trigger": "coupon_expiring", "delay_seconds": 60, "before_expiry_seconds": 60},
         {"trigger": "coupon_claimed", "before_expiry_seconds": 60},
         {"trigger": "birthday_party"},
         {"trigger": "coupon_claimed", "conditions": [{"field": "$where", "op": "eq", "value": 1}]},
@@ -355,3 +409,95 @@ async def test_an_erased_customer_is_forgotten(
     [message] = await service.db[MESSAGES].find({"tenant": tenant, "customer_id": lin}).to_list()
     assert message["erased"] is True and "content" not in message and "variables" not in message
     assert await service.db[CONSENTS].count_documents({"tenant": tenant, "customer_id": lin}) == 0
+
+
+@pytest.fixture(scope="module")
+async def staff_hook() -> AsyncIterator[tuple[WebhookPeer, str]]:
+    hook = WebhookPeer("")  # the deployment has no webhook secret here: signed with ""
+    async with serve(hook.app()) as url:
+        yield hook, f"{url}/hook"
+
+
+def alert(alert_id: str, owner: str | None) -> AlertRaised:
+    return AlertRaised(
+        alert_id=alert_id,
+        kind="budget",
+        severity="critical",
+        subject_kind="budget",
+        subject_id="bud_1",
+        budget_id="bud_1",
+        owner=owner,
+        title="预算即将用尽",
+        detail="Q4 会员补贴预算已用 92%",
+        measures={"used_percent": 92.0},
+        at=datetime.now(UTC),
+    )
+
+
+async def test_a_coupon_alert_is_told_to_the_owning_teams_staff_once(
+    service: Service, tenant: str, api: httpx.AsyncClient, staff_hook: tuple[WebhookPeer, str]
+) -> None:
+    hook, url = staff_hook
+    admin = {"X-Actor-Roles": "admin"}
+    growth = {
+        "contacts": [
+            {"kind": "email", "address": "growth-lead@brand.example", "name": "运营主管"},
+            {"kind": "mobile", "address": "+8613900000001"},
+            {"kind": "webhook", "address": url},
+        ]
+    }
+    assert (await api.put("/teams/growth/contacts", json=growth)).status_code == 403
+    for bad in (
+        {"contacts": []},
+        {"contacts": [{"kind": "email", "address": "not-an-email"}]},
+        {"contacts": [{"kind": "pager", "address": "123"}]},
+    ):
+        refused = await api.put("/teams/growth/contacts", json=bad, headers=admin)
+        assert refused.status_code == 422, refused.text
+    assert (await api.put("/teams/growth/contacts", json=growth, headers=admin)).status_code == 200
+    ops = {"contacts": [{"kind": "email", "address": "ops@brand.example"}]}
+    assert (await api.put("/teams/ops/contacts", json=ops, headers=admin)).status_code == 200
+    assert [t["team"] for t in (await api.get("/teams")).json()] == ["growth", "ops"]
+    # Staff notices are service messages: quiet hours all day and no caps change nothing,
+    # and no consent is asked of staff.
+    await policy(
+        api,
+        quiet_start="00:00",
+        quiet_end="23:59",
+        caps={"email": {"per_day": 0, "per_week": 0}, "sms": {"per_day": 0, "per_week": 0}},
+    )
+
+    raised = alert("alr_1", "growth")
+    await publish(service, tenant, raised, raised, alert("alr_2", "unknown-team"))
+
+    await eventually(
+        lambda: service.db[PROCESSED].count_documents({"tenant": tenant, "type": AlertRaised.type}),
+        until=lambda n: n == 3,
+    )
+    growth_messages = await eventually(
+        lambda: api.get("/customers/team:growth/messages"),
+        until=lambda r: len(r.json()) == 3 and all(m["status"] != "reserved" for m in r.json()),
+    )
+    by_channel = {m["channel"]: m for m in growth_messages.json()}
+    assert set(by_channel) == {"email", "sms", "webhook"}
+    for message in by_channel.values():
+        assert message["purpose"] == "service" and message["recipient"] == "staff"
+        assert message["alert_id"] == "alr_1" and message["status"] in ("sent", "delivered")
+    assert by_channel["email"]["content"]["subject"] == "[预警/critical] 预算即将用尽"
+    [told] = [r for r in hook.received if r["tenant"] == tenant]
+    assert told["customer_id"] == "team:growth" and told["channel"] == "webhook"
+    assert "Q4 会员补贴预算已用 92%" in told["content"]["body"]
+    assert told["idempotency_key"] == by_channel["webhook"]["message_id"]
+    told_by_sandbox = {
+        ("team:growth", "growth-lead@brand.example"),
+        ("team:growth", "+8613900000001"),
+        ("team:ops", "ops@brand.example"),  # no such team: the ops team hears of it
+    }
+    await eventually(
+        lambda: sandbox(service, tenant),
+        until=lambda found: {(m["customer_id"], m["address"]) for m in found} == told_by_sandbox,
+    )
+    await eventually(
+        lambda: service.db[NOTICES].count_documents({"tenant": tenant}), until=lambda n: n == 0
+    )
+    assert len((await api.get("/customers/team:growth/messages")).json()) == 3

@@ -56,6 +56,9 @@ class MessageView(BaseModel):
     campaign_id: str | None = None
     variant: str | None = None
     rule_id: str | None = None
+    #: `staff` for a notice of an ops alert (`alert_id`) to a team's contact.
+    recipient: str | None = None
+    alert_id: str | None = None
     provider: str | None = None
     content: dict[str, Any] | None = None
     at: datetime

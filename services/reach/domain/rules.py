@@ -16,8 +16,11 @@ Fact = str | int | float | bool | None
 
 class Trigger(StrEnum):
     COUPON_CLAIMED = "coupon_claimed"
-    #: Before a claimed coupon's `valid_until` (`before_expiry_seconds`); cancelled when the
-    #: coupon is redeemed first.
+    #: The coupon service announced a coupon about to expire (`coupon.expiry_noticed.v1`,
+    #: once per coupon, within its notice window of the end): send then, after
+    #: `delay_seconds`, or `before_expiry_seconds` ahead of the end (at once when that is
+    #: already past); cancelled when the coupon is redeemed first, dropped when it would
+    #: arrive after the coupon ended.
     COUPON_EXPIRING = "coupon_expiring"
     TIER_UPGRADED = "tier_upgraded"
     SEGMENT_JOINED = "segment_joined"
@@ -65,10 +68,10 @@ class Rule(BaseModel):
     @model_validator(mode="after")
     def _expiry_only_for_expiring(self) -> Rule:
         expiring = self.trigger is Trigger.COUPON_EXPIRING
-        if expiring != (self.before_expiry_seconds is not None):
-            raise ValueError(
-                "before_expiry_seconds is set for coupon_expiring rules, and only them"
-            )
+        if self.before_expiry_seconds is not None and not expiring:
+            raise ValueError("before_expiry_seconds is for coupon_expiring rules only")
+        if self.before_expiry_seconds is not None and self.delay_seconds:
+            raise ValueError("give delay_seconds or before_expiry_seconds, not both")
         return self
 
     @property
@@ -105,7 +108,13 @@ def _holds(condition: Condition, fact: Any) -> bool:
 
 
 def send_time(rule: Rule, occurred_at: datetime, expires_at: datetime | None = None) -> datetime:
-    """When the rule's message is due: after the delay, or ahead of the coupon's expiry."""
+    """When the rule's message is due: after the delay, or ahead of the coupon's expiry
+    (never before the event itself)."""
     if rule.before_expiry_seconds is not None and expires_at is not None:
-        return expires_at - timedelta(seconds=rule.before_expiry_seconds)
+        return max(occurred_at, expires_at - timedelta(seconds=rule.before_expiry_seconds))
     return occurred_at + timedelta(seconds=rule.delay_seconds)
+
+
+def too_late(at: datetime, expires_at: datetime | None) -> bool:
+    """A reminder due when (or after) its coupon ends is pointless: it is not sent."""
+    return expires_at is not None and at >= expires_at

@@ -23,7 +23,8 @@ class Outbound:
     tenant: str
     message_id: str
     customer_id: str
-    channel: Channel
+    #: A customer channel; `"webhook"` for a staff notice to a webhook contact.
+    channel: Channel | str
     content: Content
     address: str | None = None
     #: The values the template was filled with (APIs with registered templates want them).

@@ -9,7 +9,7 @@ from typing import Any
 
 from servicekit.unit_of_work import Tx
 from services.reach.domain.messages import draft_for
-from services.reach.domain.rules import Trigger, holds, send_time
+from services.reach.domain.rules import Trigger, holds, send_time, too_late
 from services.reach.store.campaigns import CampaignStore
 from services.reach.store.messages import MessageStore
 
@@ -47,7 +47,7 @@ async def on_event(
             coupon_id=coupon_id,
         )
         for rule in rules
-        if holds(rule, facts)
+        if holds(rule, facts) and not too_late(send_time(rule, occurred_at, expires_at), expires_at)
     ]
     await MessageStore(tx.db).schedule(drafts, tx.session)
     return len(drafts)

@@ -13,11 +13,13 @@ from servicekit.sealing import derive_key
 from services.reach.service.dispatch import Dispatcher
 from services.reach.service.peers import CustomerContacts, SegmentMembers
 from services.reach.service.providers import Providers
+from services.reach.service.staff_notices import StaffNotifier
 from services.reach.service.templates import TemplateService
 from services.reach.settings import ReachSettings
 from services.reach.store.audience import AudienceStore
 from services.reach.store.campaigns import CampaignStore
 from services.reach.store.messages import MessageStore
+from services.reach.store.teams import TeamStore
 from services.reach.store.templates import TemplateStore
 
 STATE_KEY = "reach"
@@ -37,8 +39,11 @@ class Reach:
     contacts: CustomerContacts
     dispatcher: Dispatcher
     template_service: TemplateService
+    teams: TeamStore
+    staff: StaffNotifier
 
     async def close(self) -> None:
+        await self.staff.close()
         await self.providers.close()
         await self.http.aclose()
 
@@ -57,6 +62,7 @@ def _build(runtime: Runtime) -> Reach:
     timeout = settings.provider_timeout_seconds
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout * 2, connect=timeout))
     messages, audience, templates = MessageStore(db), AudienceStore(db), TemplateStore(db)
+    teams = TeamStore(db)
     providers = Providers.from_settings(settings, db)
     contacts = CustomerContacts(http, settings.customer_base_url)
     dispatcher = Dispatcher(
@@ -82,4 +88,6 @@ def _build(runtime: Runtime) -> Reach:
         contacts=contacts,
         dispatcher=dispatcher,
         template_service=TemplateService(runtime.uow, templates),
+        teams=teams,
+        staff=StaffNotifier(teams, messages, providers, settings),
     )

@@ -4,7 +4,7 @@ from servicekit.jobs import JOB_INDEXES
 from servicekit.mongo import Index
 from services.reach.providers.call_task import INDEXES as CALL_TASK_INDEXES
 from services.reach.providers.sandbox import INDEXES as SANDBOX_INDEXES
-from services.reach.store import audience, campaigns, messages, providers, templates
+from services.reach.store import audience, campaigns, messages, providers, teams, templates
 
 INDEXES: list[Index] = [
     *audience.INDEXES,
@@ -12,6 +12,7 @@ INDEXES: list[Index] = [
     *messages.INDEXES,
     *templates.INDEXES,
     *providers.INDEXES,
+    *teams.INDEXES,
     *CALL_TASK_INDEXES,
     *SANDBOX_INDEXES,
     *JOB_INDEXES,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,7 +14,15 @@ from services.reach.domain.breaker import BreakerState, CircuitBreaker
 from services.reach.domain.campaigns import Audience, Campaign, Variant, assign, throttle_wait
 from services.reach.domain.channels import Channel
 from services.reach.domain.conversion import GroupFigures, Touch, last_touch, with_rates
-from services.reach.domain.rules import Condition, Op, Rule, Trigger, holds, send_time
+from services.reach.domain.rules import (
+    Condition,
+    Op,
+    Rule,
+    Trigger,
+    holds,
+    send_time,
+    too_late,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -50,6 +59,25 @@ def test_send_time_after_a_delay_or_ahead_of_expiry() -> None:
     assert send_time(rule(delay_seconds=3600), NOW) == NOW + timedelta(hours=1)
     expiring = rule(Trigger.COUPON_EXPIRING, before_expiry_seconds=86_400)
     assert send_time(expiring, NOW, NOW + timedelta(days=3)) == NOW + timedelta(days=2)
+    # Noticed within the day before the end: at once, never before the notice.
+    assert send_time(expiring, NOW, NOW + timedelta(hours=20)) == NOW
+    on_notice = rule(Trigger.COUPON_EXPIRING)
+    assert send_time(on_notice, NOW, NOW + timedelta(hours=20)) == NOW
+
+
+def test_a_reminder_due_at_or_after_the_end_is_too_late() -> None:
+    end = NOW + timedelta(hours=20)
+    assert not too_late(NOW, end) and not too_late(NOW, None)
+    assert too_late(end, end) and too_late(end + timedelta(seconds=1), end)
+
+
+def test_before_expiry_is_for_expiring_rules_and_not_with_a_delay() -> None:
+    for bad in (
+        {"trigger": Trigger.COUPON_CLAIMED, "before_expiry_seconds": 60},
+        {"trigger": Trigger.COUPON_EXPIRING, "before_expiry_seconds": 60, "delay_seconds": 60},
+    ):
+        with pytest.raises(ValueError):
+            rule(**bad)  # type: ignore[arg-type]
 
 
 def campaign(holdout: float, *weights: int) -> Campaign:
