@@ -16,9 +16,11 @@ from services.coupon.api.deps import Id
 from services.coupon.domain.batches import ID_PATTERN
 from services.coupon.domain.compensation import (
     Compensation,
-    CompensationPolicy,
     CompensationRequest,
     CompensationState,
+)
+from services.coupon.domain.compensation_policy import (
+    CompensationPolicy,
     StoredPolicy,
 )
 from services.coupon.service import parts

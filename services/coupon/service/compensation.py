@@ -34,11 +34,15 @@ from services.coupon.domain.batches import Discount
 from services.coupon.domain.compensation import (
     CHANNEL,
     Compensation,
-    CompensationPolicy,
     CompensationRequest,
     CompensationState,
+)
+from services.coupon.domain.compensation_policy import (
+    CompensationPolicy,
     Period,
     StoredPolicy,
+    check_policy_batches,
+    period_key,
 )
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
 from services.coupon.settings import CouponSettings
@@ -75,7 +79,7 @@ class CompensationService:
     async def set_policy(
         self, tenant: str, policy: CompensationPolicy, actor: Actor
     ) -> StoredPolicy:
-        rules.check_policy_batches(policy, await self._discounts(tenant, policy.batch_ids))
+        check_policy_batches(policy, await self._discounts(tenant, policy.batch_ids))
         stored = StoredPolicy(**policy.model_dump(), updated_by=actor.id, updated_at=utcnow())
         await self.store.put_policy(tenant, stored)
         return stored
@@ -152,9 +156,7 @@ class CompensationService:
         return existing
 
     def _periods(self, tenant: str, customer_id: str, now: datetime) -> dict[Period, str]:
-        return {
-            p: tally_id(tenant, customer_id, p, rules.period_key(p, now, self.zone)) for p in Period
-        }
+        return {p: tally_id(tenant, customer_id, p, period_key(p, now, self.zone)) for p in Period}
 
     # ------------------------------------------------------------------ review
 
@@ -311,7 +313,7 @@ def compensations_on(runtime: Runtime, desk: ClaimDesk) -> CompensationService:
 
 
 def _keys(periods: dict[Period, str], now: datetime, zone: tzinfo) -> dict[Period, str]:
-    return {p: rules.period_key(p, now, zone) for p in periods}
+    return {p: period_key(p, now, zone) for p in periods}
 
 
 def _held(c: Compensation) -> CompensationHeld:

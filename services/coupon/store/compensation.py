@@ -23,11 +23,13 @@ from servicekit.pagination import PageRequest, next_cursor
 from services.coupon.domain.compensation import (
     Compensation,
     CompensationState,
+    Tally,
+    room,
+)
+from services.coupon.domain.compensation_policy import (
     Period,
     PeriodLimit,
     StoredPolicy,
-    Tally,
-    room,
 )
 from services.coupon.store.coupons import key
 

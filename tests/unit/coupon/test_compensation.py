@@ -14,22 +14,24 @@ from pydantic import ValidationError
 from servicekit.errors import Conflict, Forbidden, InvalidInput
 from services.coupon.domain.batches import Discount
 from services.coupon.domain.compensation import (
-    CompensationPolicy,
     CompensationRequest,
     CompensationState,
     Exceeded,
-    Period,
-    PeriodLimit,
     Tally,
     approved,
     assess,
-    check_policy_batches,
     choose_batch,
-    period_key,
     rejected,
     requested,
     room,
     same_request,
+)
+from services.coupon.domain.compensation_policy import (
+    CompensationPolicy,
+    Period,
+    PeriodLimit,
+    check_policy_batches,
+    period_key,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
