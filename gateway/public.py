@@ -44,6 +44,13 @@ async def aliyun_sms_receipts(
     return await _forward(request, client, settings)
 
 
+@router.post(PREFIX + "/receipts/aliyun-sms/{token}", include_in_schema=False)
+async def deployment_aliyun_sms_receipts(
+    token: str, request: Request, client: UpstreamClientDep, settings: SettingsDep
+) -> Response:
+    return await _forward(request, client, settings)
+
+
 @router.post(PREFIX + "/receipts/webhook/{tenant}", include_in_schema=False)
 async def webhook_receipts(
     tenant: str, request: Request, client: UpstreamClientDep, settings: SettingsDep

@@ -28,6 +28,10 @@ class ReachSettings(ServiceSettings):
     aliyun_sms_endpoint: str = "https://dysmsapi.aliyuncs.com/"
     aliyun_sms_access_key_id: str | None = None
     aliyun_sms_access_key_secret: str = ""
+    #: The secret in the delivery-report URL set in the deployment's Alibaba Cloud account
+    #: (`<public_base_url>/receipts/aliyun-sms/<token>`; a tenant with its own account gets
+    #: a URL of its own). Empty: the deployment takes no reports.
+    aliyun_sms_receipt_token: str = ""
     #: Every provider call and service call gives up after this long.
     provider_timeout_seconds: float = 5.0
     provider_attempts: int = 3

@@ -28,6 +28,7 @@ from tests.support.settings import settings_for
 
 ADMIN = {"X-Actor-Roles": "admin"}
 HOOK_SECRET = "tenant-webhook-secret-for-receipts"
+DEPLOYMENT_TOKEN = "deployment-report-token-7c1e"
 
 
 @dataclass
@@ -54,6 +55,7 @@ async def stack(infra: Any) -> AsyncIterator[Stack]:
         uuid.uuid4().hex[:10],
         consumer_groups=set(),
         public_base_url=f"http://127.0.0.1:{port}/api/v1/reach",
+        aliyun_sms_receipt_token=DEPLOYMENT_TOKEN,
     )
     app = reach_app(settings)
     async with serve(app) as reach_url:
@@ -186,3 +188,19 @@ async def test_signed_webhook_receipts_pass_with_their_signature(
     signed = await outside.post(f"/receipts/webhook/{tenant}", content=body, headers=headers)
 
     assert signed.status_code == 200 and signed.json() == {"recorded": 1}, signed.text
+
+
+async def test_the_deployments_aliyun_reports_pass_with_its_token(
+    stack: Stack, console: httpx.AsyncClient, outside: httpx.AsyncClient, hook: str
+) -> None:
+    webhook = {"provider": "webhook", "url": hook, "secret": HOOK_SECRET}
+    assert (await console.put("/providers/sms", json=webhook, headers=ADMIN)).status_code == 200
+    sent = await sent_sms(stack, console)
+    report = [{"out_id": sent["message_id"], "success": True}]
+
+    wrong = await outside.post(f"/receipts/aliyun-sms/{DEPLOYMENT_TOKEN[:-1]}x", json=report)
+    assert wrong.status_code == 401 and wrong.json()["code"] == "receipt_unverified"
+    taken = await outside.post(f"/receipts/aliyun-sms/{DEPLOYMENT_TOKEN}", json=report)
+
+    assert taken.status_code == 200 and taken.json()["code"] == 0
+    assert (await console.get(f"/messages/{sent['message_id']}")).json()["status"] == "delivered"

@@ -28,6 +28,8 @@ TenantInPath = Annotated[str, Path(pattern=TENANT_PATTERN.pattern)]
 #: A signed receipt older (or newer) than this is refused: a replay window.
 SIGNATURE_WINDOW = 300
 MOST_REPORTS = 1000
+#: What Alibaba Cloud expects back from a report URL that took the reports.
+ALIYUN_OK = {"code": 0, "msg": "成功"}
 
 
 class ReceiptRefused(DomainError):
@@ -67,19 +69,43 @@ async def aliyun_receipts(
     reports: list[AliyunReport],
     reach: ReachDep,
 ) -> dict[str, object]:
-    """Alibaba Cloud SMS delivery reports, pushed to the URL `PUT /providers/sms` answered.
-    Alibaba does not sign them, so the URL's token (compared in constant time) is what
-    proves the sender; only the tenant's own messages are touched. Answers as the platform
-    expects (`code: 0`)."""
+    """Alibaba Cloud SMS delivery reports for a tenant's own account, pushed to the URL
+    `PUT /providers/sms` answered. Alibaba does not sign them, so the URL's token (compared
+    in constant time) is what proves the sender; only the tenant's own messages are
+    touched. Answers as the platform expects (`code: 0`)."""
     store = reach.providers.store
     if store is None or not await store.receipt_token_holds(tenant, "sms", token):
         raise ReceiptRefused("unknown delivery-report URL")
     current_tenant.set(tenant)
     receipts = Receipts(reach.dispatcher.uow, reach.messages)
     for report in reports[:MOST_REPORTS]:
-        reason = None if report.success else f"sms_{report.err_code}"
-        await receipts.report(tenant, report.out_id, report.success, reason, utcnow())
-    return {"code": 0, "msg": "成功"}
+        await _apply(receipts, tenant, report)
+    return ALIYUN_OK
+
+
+@router.post("/receipts/aliyun-sms/{token}")
+async def deployment_aliyun_receipts(
+    token: Annotated[str, Path(min_length=16, max_length=64)],
+    reports: list[AliyunReport],
+    reach: ReachDep,
+) -> dict[str, object]:
+    """Reports for the deployment's own Alibaba Cloud account, which sends for every tenant
+    without one of its own: the token is the deployment's (`REACH_ALIYUN_SMS_RECEIPT_TOKEN`),
+    and each report's tenant is its message's."""
+    expected = reach.settings.aliyun_sms_receipt_token
+    if not expected or not hmac.compare_digest(expected.encode(), token.encode()):
+        raise ReceiptRefused("unknown delivery-report URL")
+    receipts = Receipts(reach.dispatcher.uow, reach.messages)
+    for report in reports[:MOST_REPORTS]:
+        doc = await reach.messages.by_id(report.out_id)
+        if doc is not None:
+            await _apply(receipts, doc["tenant"], report)
+    return ALIYUN_OK
+
+
+async def _apply(receipts: Receipts, tenant: str, report: AliyunReport) -> bool:
+    reason = None if report.success else f"sms_{report.err_code}"
+    return await receipts.report(tenant, report.out_id, report.success, reason, utcnow())
 
 
 class WebhookReceipt(BaseModel):

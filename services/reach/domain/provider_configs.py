@@ -15,19 +15,19 @@ HOST = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
 URL = r"^https?://[^\s]{1,490}$"
 
 
-class _Config(BaseModel):
+class BaseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SandboxConfig(_Config):
+class SandboxConfig(BaseConfig):
     provider: Literal["sandbox"]
 
 
-class CallTaskConfig(_Config):
+class CallTaskConfig(BaseConfig):
     provider: Literal["call_task"]
 
 
-class SmtpConfig(_Config):
+class SmtpConfig(BaseConfig):
     provider: Literal["smtp"]
     host: str = Field(pattern=HOST)
     port: int = Field(25, ge=1, le=65_535)
@@ -37,14 +37,14 @@ class SmtpConfig(_Config):
     starttls: bool = False
 
 
-class WebhookConfig(_Config):
+class WebhookConfig(BaseConfig):
     provider: Literal["webhook"]
     url: str = Field(pattern=URL)
     #: Signs what reach sends, and checks the receipts the receiver sends back.
     secret: str = Field(min_length=16, max_length=200)
 
 
-class AliyunSmsConfig(_Config):
+class AliyunSmsConfig(BaseConfig):
     provider: Literal["aliyun_sms"]
     endpoint: str = Field("https://dysmsapi.aliyuncs.com/", pattern=URL)
     access_key_id: str = Field(pattern=r"^[A-Za-z0-9]{8,64}$")
@@ -81,7 +81,7 @@ def refusal(channel: Channel, provider: str) -> str | None:
     return None
 
 
-def split(config: _Config) -> tuple[dict[str, object], dict[str, str]]:
+def split(config: BaseConfig) -> tuple[dict[str, object], dict[str, str]]:
     """The config's plain settings and its secrets, apart."""
     secrets = SECRETS.get(config.provider, frozenset())  # type: ignore[attr-defined]
     values = config.model_dump()

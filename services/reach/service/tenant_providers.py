@@ -18,7 +18,7 @@ RECEIPT_PATH = "/receipts/aliyun-sms"
 
 
 async def configure(
-    providers: Providers, tenant: str, channel: Channel, config: configs._Config, by: str
+    providers: Providers, tenant: str, channel: Channel, config: configs.BaseConfig, by: str
 ) -> Document:
     kind: str = config.provider  # type: ignore[attr-defined]
     refused = configs.refusal(channel, kind)
