@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,6 +15,8 @@ import pytest
 
 from contracts import Topic
 from servicekit.clock import utcnow
+from services.coupon.domain.compensation_policy import Period
+from services.coupon.store.compensation import tally_id
 from tests.coupon.support import Client, Service, batch_spec, ok, running_batches
 from tests.support.events import published
 from tests.support.waiting import eventually
@@ -372,3 +375,25 @@ async def test_concurrent_reviews_of_one_request_settle_it_once(
     coupons = (await ok(api.get("/customers/cus_1/coupons")))["items"]
     assert len(coupons) == (1 if final["state"] == "issued" else 0)
     assert final["state"] in ("issued", "rejected")
+
+
+async def test_tallies_carry_an_expiry_and_are_swept_once_past_it(
+    api: httpx.AsyncClient,
+    agent: httpx.AsyncClient,
+    reviewer: httpx.AsyncClient,
+    service: Service,
+    tenant: str,
+) -> None:
+    await set_up(api, reviewer)
+    issued = await compensate(agent, asking("cus_1", "t1"), 201)
+    ids = [tally_id(tenant, "cus_1", Period(p), k) for p, k in issued["counted_in"].items()]
+    tallies = service.db["compensation_tallies"]
+    stored = await tallies.find({"_id": {"$in": ids}}).to_list()
+    assert len(stored) == 3 and all(t["expires_at"] > utcnow() for t in stored)
+    past = {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}}
+    await tallies.update_many({"_id": {"$in": ids}}, past)
+
+    async def left() -> int:
+        return await tallies.count_documents({"_id": {"$in": ids}})
+
+    await eventually(left, until=lambda n: n == 0, within=10)

@@ -1,6 +1,6 @@
 """The worker that finishes compensations left `issuing` by a replica that stopped between
 counting one and issuing its coupon (the grant is idempotent by the compensation's id, so
-finishing twice gives one coupon)."""
+finishing twice gives one coupon), and deletes tallies of periods long over."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ async def resume_compensations(runtime: Runtime) -> None:
         try:
             desk = runtime.state.get(parts.DESK) or parts.install(runtime)
             before = utcnow() - timedelta(seconds=settings.compensation_stall_seconds)
-            await compensations_on(runtime, desk).resume_stalled(before)
+            service = compensations_on(runtime, desk)
+            await service.resume_stalled(before)
+            await service.store.sweep_tallies(utcnow())
         except Exception:
             log.exception("resuming stalled compensations failed; the next round retries")
         await asyncio.sleep(settings.compensation_resume_seconds)

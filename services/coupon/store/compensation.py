@@ -11,13 +11,14 @@ thresholds hold under concurrency.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from servicekit.clock import utcnow
 from servicekit.mongo import Document, Index
 from servicekit.pagination import PageRequest, next_cursor
 from services.coupon.domain.compensation import (
@@ -37,6 +38,8 @@ POLICIES = "compensation_policies"
 COMPENSATIONS = "compensations"
 TALLIES = "compensation_tallies"
 ORDERS = "compensation_orders"
+#: Longer than the longest period (a month), so no current period's tally is swept.
+TALLY_LIFETIME = timedelta(days=40)
 
 INDEXES = [
     Index(COMPENSATIONS, [("tenant", 1), ("requested_at", -1), ("_id", -1)]),
@@ -48,7 +51,13 @@ INDEXES = [
         partial={"state": str(CompensationState.ISSUING)},
         name="compensations_issuing",
     ),
+    Index(TALLIES, [("expires_at", 1)]),
 ]
+
+
+def _expiry() -> Document:
+    """A tally outlives its period (a month at most) before the sweep deletes it."""
+    return {"expires_at": utcnow() + TALLY_LIFETIME}
 
 
 class TallyMoved(Exception):
@@ -198,7 +207,7 @@ class CompensationStore:
         """Move a tally without a guard (a reviewer's approval, or undoing a count)."""
         await self.tallies.update_one(
             {"_id": tally},
-            {"$inc": {"count": count, "amount": amount}},
+            {"$inc": {"count": count, "amount": amount}, "$setOnInsert": _expiry()},
             upsert=True,
             session=session,
         )
@@ -210,7 +219,7 @@ class CompensationStore:
         (the caller decided from the same read), so it is created first."""
         await self.tallies.update_one(
             {"_id": query["_id"]},
-            {"$setOnInsert": {"count": 0, "amount": 0}},
+            {"$setOnInsert": {"count": 0, "amount": 0, **_expiry()}},
             upsert=True,
             session=session,
         )
@@ -218,6 +227,10 @@ class CompensationStore:
             query, {"$inc": {"count": count, "amount": amount}}, session=session
         )
         return result.modified_count == 1
+
+    async def sweep_tallies(self, now: datetime) -> int:
+        """Delete tallies whose period is long over."""
+        return (await self.tallies.delete_many({"expires_at": {"$lte": now}})).deleted_count
 
     # ------------------------------------------------------------------- orders
 
