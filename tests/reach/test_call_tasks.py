@@ -58,6 +58,12 @@ async def test_a_call_message_is_a_task_that_exactly_one_agent_claims(
     assert [t["state"] for t in mine] == ["claimed"]
     assert (await api.get("/call-tasks", params={"state": "open"})).json()["items"] == []
 
+    # The holder can give it back, and then anyone may claim it again.
+    path = f"/call-tasks/{task['task_id']}"
+    assert (await api.post(f"{path}/release", headers={"X-Actor-Id": "agent-x"})).status_code == 409
+    released = await api.post(f"{path}/release", headers={"X-Actor-Id": winner})
+    assert released.status_code == 200 and released.json()["state"] == "open"
+    assert (await api.post(f"{path}/claim", headers={"X-Actor-Id": winner})).status_code == 200
     loser = "agent-x" if winner != "agent-x" else "agent-y"
     not_mine = await api.post(
         f"/call-tasks/{task['task_id']}/outcome",

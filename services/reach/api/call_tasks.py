@@ -82,6 +82,14 @@ async def claim_call_task(
     return CallTaskView.of(await call_tasks.claim(reach, tenant, task_id, actor.id))
 
 
+@router.post("/call-tasks/{task_id}/release")
+async def release_call_task(
+    task_id: MessageId, tenant: TenantDep, actor: ActorDep, reach: ReachDep
+) -> CallTaskView:
+    """The holding agent gives the task back to the list (409 when they do not hold it)."""
+    return CallTaskView.of(await call_tasks.release(reach, tenant, task_id, actor.id))
+
+
 @router.get("/call-tasks/{task_id}/number")
 async def number_to_call(
     task_id: MessageId, tenant: TenantDep, actor: ActorDep, reach: ReachDep

@@ -29,6 +29,16 @@ async def claim(reach: Reach, tenant: str, task_id: str, agent: str) -> Document
     return task
 
 
+async def release(reach: Reach, tenant: str, task_id: str, agent: str) -> Document:
+    """The agent gives the task back, for another to claim."""
+    store = CallTaskStore(reach.dispatcher.uow.db)
+    task = await store.release(tenant, task_id, agent)
+    if task is None:
+        await _found(store, tenant, task_id)
+        raise Conflict("the task is not claimed by you", code="call_task_not_yours")
+    return task
+
+
 async def number_to_call(reach: Reach, tenant: str, task_id: str, agent: str) -> str:
     """The customer's mobile, for the agent holding the task only: asked of the customer
     service when needed rather than copied onto the list."""

@@ -77,3 +77,11 @@ class CallTaskStore:
             session=session,
             return_document=ReturnDocument.AFTER,
         )
+
+    async def release(self, tenant: str, task_id: str, agent: str) -> Document | None:
+        """Give a claimed task back to the list (the agent cannot call now)."""
+        return await self._tasks.find_one_and_update(
+            {"_id": task_id, "tenant": tenant, "state": str(TaskState.CLAIMED), "agent": agent},
+            {"$set": {"state": str(TaskState.OPEN), "agent": None, "claimed_at": None}},
+            return_document=ReturnDocument.AFTER,
+        )
