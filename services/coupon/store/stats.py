@@ -20,7 +20,6 @@ from pydantic import BaseModel
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from servicekit.mongo import Document, Index
 from services.coupon.domain.coupons import CouponState
@@ -91,10 +90,11 @@ class StatsStore:
         """Record a paid order once (False when it was recorded before)."""
         doc = {"_id": f"{tenant}:{order.order_id}", "tenant": tenant, "gmv": order.amount,
                "refunded": 0, **order.model_dump(mode="python")}  # fmt: skip
-        try:
-            await self.orders.insert_one(doc, session=session)
-        except DuplicateKeyError:
+        # Looked up first: a duplicate key inside a transaction aborts the whole transaction,
+        # which would then be retried (and fail) for minutes, holding up the consumer.
+        if await self.orders.find_one({"_id": doc["_id"]}, {"_id": 1}, session=session):
             return False
+        await self.orders.insert_one(doc, session=session)
         lines = {ln.line_id: ln.amount for ln in order.lines}
         await self._move_days(tenant, order, order.amount, lines, session, count=1)
         return True
