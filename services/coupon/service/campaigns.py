@@ -110,12 +110,6 @@ class CampaignService:
         budget = await self.budgets.get(tenant, campaign.budget_id, tx.session)
         if budget is None or budget.ends_at <= now:
             raise Conflict("the campaign's budget period is over", code="budget_expired")
-        if budget.issuing_blocked:  # its alert is raised (monitoring): top it up first
-            raise Conflict(
-                "the budget is at or below its alert line; top it up first",
-                code="budget_blocked",
-                remaining=budget.remaining,
-            )
         reserved = await self.budgets.move(
             tenant,
             budget.id,
@@ -131,6 +125,12 @@ class CampaignService:
                 code="budget_exceeded",
                 remaining=budget.remaining,
                 max_subsidy=campaign.max_subsidy,
+            )
+        if reserved.issuing_blocked:  # its alert is raised (monitoring): top it up first
+            raise Conflict(  # the reservation above is undone with the transaction
+                "the budget is at or below its alert line; top it up first",
+                code="budget_blocked",
+                remaining=budget.remaining,
             )
         await raise_alerts(tx, tenant, self.budgets, reserved)
         batches = _make_batches(tenant, campaign, now)
