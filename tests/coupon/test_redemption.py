@@ -13,7 +13,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts import Envelope, Topic
-from contracts.customer import OrderCancelled, OrderLine, OrderPaid, OrderRefunded
+from contracts.customer import (
+    OrderCancelled,
+    OrderLine,
+    OrderPaid,
+    OrderRefunded,
+    RefundedLine,
+)
 from tests.coupon.support import Service, batch_spec, claim, ok, running_batches
 from tests.support.waiting import eventually
 
@@ -216,7 +222,10 @@ async def test_order_events_confirm_refund_and_release_and_count_paid_orders(
     )
     paid_coupon = await ok(claim(api, ids["main"], "cus_e"), 201)
     cancelled_coupon = await ok(claim(api, ids["main"], "cus_c"), 201)
-    await ok(lock(api, paid_coupon["id"], "cus_e", order("o-ev")))
+    two_lines = order(
+        "o-ev", {"line_id": "1"}, {"line_id": "2", "product_id": "p-2", "price": 6_000}
+    )
+    await ok(lock(api, paid_coupon["id"], "cus_e", two_lines))
     await ok(lock(api, cancelled_coupon["id"], "cus_c", order("o-cx")))
     at = datetime.now(UTC)
     line = OrderLine(line_id="1", sku="p-1", quantity=1, amount=12_000)
@@ -243,6 +252,23 @@ async def test_order_events_confirm_refund_and_release_and_count_paid_orders(
     refused = await claim(api, ids["newbies"], "cus_e")
     assert (refused.status_code, refused.json()["code"]) == (409, "not_new_customer")
     assert (await claim(api, ids["newbies"], "cus_c")).status_code == 201
+    # A partial refund (line 2 of 120 + 60) gives back its share of the 10 off: 3.33.
+    partial = OrderRefunded(
+        customer_id="cus_e",
+        order_id="o-ev",
+        refund_id="r-0",
+        amount=6_000,
+        lines=[RefundedLine(line_id="2", quantity=1, amount=6_000)],
+        fully_refunded=False,
+        refunded_at=at,
+    )
+    await publish(service, tenant, partial)
+
+    async def consumed() -> int:
+        return (await campaign_of(api, ids["main"]))["consumed"]
+
+    await eventually(consumed, until=lambda c: c == 667, within=20)
+    assert await state(paid_coupon["id"]) == "used"
     refund = OrderRefunded(
         customer_id="cus_e",
         order_id="o-ev",

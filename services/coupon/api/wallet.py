@@ -18,7 +18,8 @@ from services.coupon.api.deps import DeskDep, Id, RedemptionDep
 from services.coupon.domain.batches import ID_PATTERN
 from services.coupon.domain.checkout import OrderDraft
 from services.coupon.domain.coupons import CouponState
-from services.coupon.service.redemption import Quote, RefundAnswer
+from services.coupon.domain.refunds import RefundLine
+from services.coupon.service.redemption import Quote, Refund, RefundAnswer
 
 router = APIRouter(tags=["wallet and redemption"])
 
@@ -89,11 +90,24 @@ async def release(order_id: Id, tenant: TenantDep, redemption: RedemptionDep) ->
     return Released(coupon=CouponView.of(coupon, utcnow()) if coupon else None)
 
 
+class RefundBody(BaseModel):
+    """A partial refund names its lines (and its id, so a repeat counts once); without
+    lines the whole order is refunded."""
+
+    refund_id: str = Field(pattern=ID_PATTERN)
+    lines: list[RefundLine] | None = Field(None, min_length=1, max_length=500)
+
+
 @router.post("/orders/{order_id}/refund")
-async def refund(order_id: Id, tenant: TenantDep, redemption: RedemptionDep) -> RefundAnswer:
-    """The paid order is refunded: the coupon returns to the wallet if its batch allows it
-    and it is still valid; the subsidy goes back to the campaign's reservation."""
-    return await redemption.refund(tenant, order_id)
+async def refund(
+    order_id: Id, tenant: TenantDep, redemption: RedemptionDep, body: RefundBody | None = None
+) -> RefundAnswer:
+    """The paid order is refunded. Wholly (no body, or no lines): the coupon returns to the
+    wallet if its batch allows it and it is still valid, and the subsidy not given back yet
+    leaves the budget's consumed. In part: the coupon stays used and the refunded lines'
+    pro-rated share of the discount is given back (`given_back`)."""
+    request = Refund(body.refund_id, body.lines) if body else None
+    return await redemption.refund(tenant, order_id, request)
 
 
 @router.post("/coupons/{coupon_id}/revoke")

@@ -9,7 +9,7 @@ import random
 from datetime import datetime, tzinfo
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.coupon.domain.batches import Audience, BatchSpec, DiscountKind
 
@@ -47,10 +47,20 @@ REFUSAL_DETAIL = {
 }
 
 
+class LineShare(BaseModel):
+    """The part of the discount one order line carries (pro rata to its amount among the
+    lines the coupon applies to; 0 for the others), for partial refunds."""
+
+    amount: int
+    quantity: int
+
+
 class Lock(BaseModel):
     order_id: str
     discount: int
     expires_at: datetime
+    #: The discount split over the order's lines, by line id.
+    shares: dict[str, LineShare] = Field(default_factory=dict)
 
 
 class Coupon(BaseModel):
@@ -69,6 +79,11 @@ class Coupon(BaseModel):
     order_id: str | None = None
     discount: int | None = None
     used_at: datetime | None = None
+    #: Partial refunds of the order that used it: quantities refunded by line, the part of
+    #: the discount given back for them, and the refunds seen (each counts once).
+    refunded_lines: dict[str, int] = Field(default_factory=dict)
+    given_back: int = 0
+    refund_ids: list[str] = Field(default_factory=list)
 
 
 def claim_window_refusal(spec: BatchSpec, now: datetime) -> Refusal | None:

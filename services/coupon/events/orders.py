@@ -3,7 +3,8 @@
 - paid: the order's locked coupon is used (charged to the budget; a return coupon issues
   its follow-up), and the customer's paid-order count (new vs returning) moves;
 - cancelled unpaid: the coupon is released; cancelled after payment (voided) or fully
-  refunded: the coupon is given back if its batch allows and it is still valid.
+  refunded: the coupon is given back if its batch allows and it is still valid; refunded
+  in part: the refunded lines' share of the discount is given back (domain/refunds.py).
 Each runs in the transaction that records the event id, so a redelivery changes nothing."""
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from contracts import Envelope
 from contracts.customer import OrderCancelled, OrderPaid, OrderRefunded
 from servicekit.consumer import Subscription
 from servicekit.unit_of_work import Tx
+from services.coupon.domain.refunds import RefundLine
 from services.coupon.service import parts
-from services.coupon.service.redemption import RedemptionService
+from services.coupon.service.redemption import RedemptionService, Refund
 from services.coupon.settings import CouponSettings
 from services.coupon.store.customers import CustomerOrdersStore
 
@@ -29,8 +31,18 @@ def order_subscription(settings: CouponSettings) -> Subscription:
         await service(tx).confirm_in(tx, envelope.tenant, event.order_id)
 
     async def on_refunded(tx: Tx, envelope: Envelope, event: OrderRefunded) -> None:
-        if event.fully_refunded:
-            await service(tx).refund_in(tx, envelope.tenant, event.order_id)
+        lines = (
+            None
+            if event.fully_refunded
+            else [
+                # The customer service validated the event; ids are those the lock named.
+                RefundLine.model_construct(line_id=ln.line_id, quantity=ln.quantity)
+                for ln in event.lines
+                if ln.quantity > 0
+            ]
+        )
+        refund = Refund(event.refund_id, lines)
+        await service(tx).refund_in(tx, envelope.tenant, event.order_id, refund)
 
     async def on_cancelled(tx: Tx, envelope: Envelope, event: OrderCancelled) -> None:
         if event.was_paid:  # voided after payment: as a full refund

@@ -12,7 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
@@ -22,11 +22,17 @@ from servicekit.clock import utcnow
 from servicekit.errors import Conflict, NotFound
 from servicekit.unit_of_work import Tx, UnitOfWork
 from services.coupon.domain import checkout
-from services.coupon.domain.batches import DiscountKind
+from services.coupon.domain.batches import DiscountKind, ScopeKind
 from services.coupon.domain.budgets import Movement
 from services.coupon.domain.checkout import NotApplicable, Offer, OrderDraft
 from services.coupon.domain.coupons import Coupon, CouponState
 from services.coupon.domain.policy import TenantPolicy
+from services.coupon.domain.refunds import (
+    RefundLine,
+    given_back,
+    split_discount,
+    wholly_refunded,
+)
 from services.coupon.service.claims import claimed_event, new_coupon
 from services.coupon.service.policies import PolicyBook
 from services.coupon.store.batches import Batch, BatchStore
@@ -54,6 +60,17 @@ class RefundAnswer(BaseModel):
     #: Whether the coupon went back to the wallet; `reason` says why not.
     restored: bool
     reason: str | None = None
+    #: What this refund gave back of the subsidy charged for the coupon.
+    given_back: int = 0
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A refund of a paid order: the refunded lines, or None for the whole order; the
+    refund's id makes a partial refund count once."""
+
+    refund_id: str | None = None
+    lines: list[RefundLine] | None = None
 
 
 @dataclass
@@ -143,7 +160,18 @@ class RedemptionService:
                     reason=str(offer.reason),
                 )
             expires = now + timedelta(seconds=self.p.lock_seconds)
-            lock = {"order_id": order.order_id, "discount": offer.discount, "expires_at": expires}
+            eligible = (
+                []
+                if batch.spec.scope.kind == ScopeKind.SHIPPING
+                else (checkout.eligible_lines(batch.spec, order))
+            )
+            shares = split_discount(offer.discount, order, eligible)
+            lock = {
+                "order_id": order.order_id,
+                "discount": offer.discount,
+                "expires_at": expires,
+                "shares": {i: s.model_dump() for i, s in shares.items()},
+            }
             locked = await self.p.coupons.change(
                 tenant,
                 coupon_id,
@@ -240,8 +268,16 @@ class RedemptionService:
         return used
 
     async def _charge(
-        self, tx: Tx, tenant: str, coupon: Coupon, movement: Movement, amount: int
+        self,
+        tx: Tx,
+        tenant: str,
+        coupon: Coupon,
+        movement: Movement,
+        amount: int,
+        note: str | None = None,
     ) -> None:
+        """Move `amount` between the campaign's reservation and what it consumed (CONSUME,
+        RESTORE), or from its reservation back to the budget (RELEASE)."""
         if amount <= 0:
             return
         campaign = await self.p.campaigns.get(tenant, coupon.campaign_id, tx.session)
@@ -254,15 +290,13 @@ class RedemptionService:
             tx.session,
             campaign_id=campaign.id,
             coupon_id=coupon.id,
+            note=note,
         )
         if moved is None:  # the reservation covers every coupon's most: a broken invariant
             raise Conflict(
                 "the campaign's reservation does not cover this coupon", code="budget_exceeded"
             )
-        sign = 1 if movement == Movement.CONSUME else -1
-        await self.p.campaigns.draw(
-            tenant, campaign.id, {"reserved": -sign * amount, "consumed": sign * amount}, tx.session
-        )
+        await self.p.campaigns.draw(tenant, campaign.id, DRAWS[movement](amount), tx.session)
 
     async def _return_coupon(self, tx: Tx, tenant: str, used: Coupon, now: datetime) -> None:
         """满返: a return coupon's paid order issues the follow-up batch's coupon."""
@@ -307,23 +341,82 @@ class RedemptionService:
         await self.p.coupons.unlink_order(tenant, order_id, tx.session)
         return released
 
-    async def refund(self, tenant: str, order_id: str) -> RefundAnswer:
-        return await self._run(lambda tx: self.refund_in(tx, tenant, order_id))
+    async def refund(
+        self, tenant: str, order_id: str, refund: Refund | None = None
+    ) -> RefundAnswer:
+        return await self._run(lambda tx: self.refund_in(tx, tenant, order_id, refund))
 
-    async def refund_in(self, tx: Tx, tenant: str, order_id: str) -> RefundAnswer:
-        """The paid order is refunded (or voided): the coupon returns to the wallet if its
-        batch allows and it is still valid, and its subsidy goes back to the reservation."""
+    async def refund_in(
+        self, tx: Tx, tenant: str, order_id: str, refund: Refund | None = None
+    ) -> RefundAnswer:
+        """The paid order is refunded, wholly (no lines: also a void) or in part
+        (domain/refunds.py has the policy). What is given back of the subsidy leaves
+        `consumed` at once (restore); it stays reserved while the coupon could still come
+        back to the wallet whole, and goes back to the budget (release) when it cannot."""
+        refund = refund or Refund()
         coupon = await self.p.coupons.for_order(tenant, order_id, tx.session)
-        if coupon is None or coupon.state != CouponState.USED:
+        if coupon is None or coupon.state != CouponState.USED or coupon.order_id != order_id:
             return RefundAnswer(coupon=coupon, restored=False, reason="no_coupon_used")
+        if refund.refund_id is not None and refund.refund_id in coupon.refund_ids:
+            return RefundAnswer(coupon=coupon, restored=False, reason="refund_seen")
         batch = await self.p.batches.get(tenant, coupon.batch_id, tx.session)
         assert batch is not None
         now = utcnow()
-        if not batch.spec.return_on_refund:
-            return RefundAnswer(coupon=coupon, restored=False, reason="batch_keeps_used_coupons")
-        if now >= coupon.valid_until:
-            return RefundAnswer(coupon=coupon, restored=False, reason="expired")
-        discount = coupon.discount or 0
+        shares = coupon.lock.shares if coupon.lock else {}
+        back, after = (
+            given_back(shares, coupon.refunded_lines, refund.lines)
+            if refund.lines is not None
+            else (0, {i: s.quantity for i, s in shares.items()})
+        )
+        whole = refund.lines is None or wholly_refunded(shares, after)
+        if whole:  # the rest, exactly, whatever the rounding of the shares before
+            back = (coupon.discount or 0) - coupon.given_back
+        may_return = batch.spec.return_on_refund and now < coupon.valid_until
+        if whole and may_return:
+            return await self._restore(tx, tenant, coupon, order_id, back, now)
+        kept = await self._keep_used(tx, tenant, coupon, order_id, refund, after, back)
+        if kept is None:
+            return RefundAnswer(coupon=coupon, restored=False, reason="no_coupon_used")
+        note = _refund_note(refund, order_id)
+        await self._charge(tx, tenant, coupon, Movement.RESTORE, back, note)
+        if not may_return:  # nothing can cost it any more: back to the budget
+            await self._charge(tx, tenant, coupon, Movement.RELEASE, back, note)
+        reason = (
+            "partly_refunded"
+            if not whole
+            else "batch_keeps_used_coupons"
+            if not batch.spec.return_on_refund
+            else "expired"
+        )
+        return RefundAnswer(coupon=kept, restored=False, reason=reason, given_back=back)
+
+    async def _keep_used(
+        self,
+        tx: Tx,
+        tenant: str,
+        coupon: Coupon,
+        order_id: str,
+        refund: Refund,
+        refunded: dict[str, int],
+        back: int,
+    ) -> Coupon | None:
+        """The coupon stays used, with the refunded quantities and what was given back."""
+        update: dict[str, Any] = {
+            "$set": {"refunded_lines": refunded},
+            "$inc": {"given_back": back},
+        }
+        if refund.refund_id is not None:
+            update["$push"] = {"refund_ids": refund.refund_id}
+        return await self.p.coupons.change(
+            tenant, coupon.id, {"state": USED, "order_id": order_id}, update, tx.session
+        )
+
+    async def _restore(
+        self, tx: Tx, tenant: str, coupon: Coupon, order_id: str, back: int, now: datetime
+    ) -> RefundAnswer:
+        """The whole order is refunded: the coupon returns to the wallet, and the subsidy
+        not given back yet returns to the campaign's reservation (which then holds the
+        coupon's whole worth again)."""
         restored = await self.p.coupons.change(
             tenant,
             coupon.id,
@@ -335,6 +428,9 @@ class RedemptionService:
                     "order_id": "",
                     "discount": "",
                     "used_at": "",
+                    "refunded_lines": "",
+                    "given_back": "",
+                    "refund_ids": "",
                 },
             },
             tx.session,
@@ -342,18 +438,18 @@ class RedemptionService:
         if restored is None:
             return RefundAnswer(coupon=coupon, restored=False, reason="no_coupon_used")
         await self.p.coupons.unlink_order(tenant, order_id, tx.session)
-        await self._charge(tx, tenant, coupon, Movement.RESTORE, discount)
+        await self._charge(tx, tenant, coupon, Movement.RESTORE, back, f"order {order_id} refunded")
         await tx.emit(
             CouponRestored(
                 coupon_id=coupon.id,
                 customer_id=coupon.customer_id,
                 order_id=order_id,
-                discount=discount,
+                discount=back,
                 restored_at=now,
             ),
             tenant=tenant,
         )
-        return RefundAnswer(coupon=restored, restored=True)
+        return RefundAnswer(coupon=restored, restored=True, given_back=back)
 
     # ---------------------------------------------------------------------- revoke
 
@@ -409,6 +505,21 @@ class RedemptionService:
         )
         await self.p.coupons.relink_order(tenant, order_id, link["coupon_id"], None, tx.session)
         return lapsed is not None
+
+
+#: How each movement of a coupon's subsidy changes its campaign's counters.
+DRAWS: dict[Movement, Callable[[int], dict[str, int]]] = {
+    Movement.CONSUME: lambda a: {"reserved": -a, "consumed": a},
+    Movement.RESTORE: lambda a: {"reserved": a, "consumed": -a},
+    Movement.RELEASE: lambda a: {"reserved": -a, "released": a},
+}
+
+
+def _refund_note(refund: Refund, order_id: str) -> str:
+    if refund.lines is None:
+        return f"order {order_id} refunded"
+    lines = ", ".join(f"{ln.line_id} x{ln.quantity}" for ln in refund.lines)
+    return f"refund {refund.refund_id or '-'} of order {order_id}: {lines}"
 
 
 def _holds(coupon: Coupon, order_id: str, now: datetime) -> bool:
