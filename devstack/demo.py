@@ -282,9 +282,9 @@ def _demo_compensation_and_subsidy(
         response.raise_for_status()
         return response.json()
 
-    window = {
-        "claim_from": now.isoformat(),
-        "claim_until": (now + timedelta(days=90)).isoformat(),
+    window = {  # claiming is over: only grants (compensation) issue these coupons
+        "claim_from": (now - timedelta(days=1)).isoformat(),
+        "claim_until": now.isoformat(),
         "validity": {"days_after_claim": 7},
         "stock": 200,
         "per_customer_limit": 10,

@@ -17,7 +17,16 @@ from contracts import Topic
 from servicekit.clock import utcnow
 from services.coupon.domain.compensation_policy import Period
 from services.coupon.store.compensation import tally_id
-from tests.coupon.support import Client, Service, batch_spec, ok, running_batches
+from tests.coupon.support import (
+    Client,
+    Service,
+    batch_spec,
+    claim,
+    iso,
+    now,
+    ok,
+    running_batches,
+)
 from tests.support.events import published
 from tests.support.waiting import eventually
 
@@ -25,9 +34,16 @@ AGENT = {"X-Actor-Id": "agent-1"}
 REVIEWER = {"X-Actor-Id": "reviewer-1", "X-Actor-Roles": "compensation_reviewer"}
 
 
+GRANT_ONLY = {
+    "claim_from": iso(now() - timedelta(days=2)),
+    "claim_until": iso(now() - timedelta(seconds=1)),
+}
+
+
 def compensation_batches(**stock: int) -> list[dict[str, Any]]:
-    """满50减5, 满100减10, 满200减20 and a random 2-8 yuan packet, 100 per customer."""
-    shape = {"per_customer_limit": 100, "stock": 1_000}
+    """满50减5, 满100减10, 满200减20 and a random 2-8 yuan packet, 100 per customer; their
+    claim window is over, so only grants (compensation) issue them."""
+    shape = {"per_customer_limit": 100, "stock": 1_000, **GRANT_ONLY}
     return [
         batch_spec("five", discount={"kind": "threshold", "amount": 500, "threshold": 5_000},
                    **{**shape, "stock": stock.get("five", 1_000)}),
@@ -107,6 +123,9 @@ async def test_the_policy_is_validated_set_by_reviewers_and_read_back(
                   "batch_ids.1")  # fmt: skip
     await refused({**good, "batch_ids": [ids["lucky"]]}, "value_out_of_range", "batch_ids.0")
     await refused({**good, "batch_ids": ["bat_nope"]}, "batch_not_found", "batch_ids.0")
+    claimable = await running_batches(api, batch_spec("open", stock=10))
+    await refused({**good, "batch_ids": [claimable["open"]]}, "batch_self_claimable",
+                  "batch_ids.0")  # fmt: skip
     await refused({**good, "batch_ids": ["$bad"]}, "validation_failed", "batch_ids.0")
     await refused({**good, "min_value": 2_000}, "validation_failed", "max_value")
     await refused({**good, "review_abve": 500}, "validation_failed", "review_abve")
@@ -153,6 +172,8 @@ async def test_within_thresholds_the_coupon_is_in_the_wallet_at_once_and_idempot
     reused = await agent.post("/compensations", json=asking("cus_2", "ticket-1"))
     assert reused.status_code == 409 and reused.json()["code"] == "reference_reused"
 
+    self_claim = await claim(api, ids["five"], "cus_9")
+    assert self_claim.status_code == 409 and self_claim.json()["code"] == "claim_closed"
     by_batch = await compensate(agent, {**asking("cus_1", "ticket-2"), "value": None,
                                         "batch_id": ids["lucky"]}, 201)  # fmt: skip
     assert 200 <= by_batch["value"] <= 800  # the drawn face value, not the most it could be

@@ -5,7 +5,9 @@ The range is a set of compensation batches. A compensation coupon is real money,
 comes from a batch whose campaign's approval reserved its value from a budget, like every
 other coupon; the policy lists which batches may be used and bounds their face values to
 [min_value, max_value] (a random batch's whole draw range must lie inside). A value free
-per request would bypass that reservation.
+per request would bypass that reservation. Customers must not claim compensation coupons
+themselves, so a compensation batch's claim window is over (grants, compensation's
+included, ignore the claim window; claims are refused with claim_closed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from servicekit.errors import InvalidInput
-from services.coupon.domain.batches import ID_PATTERN, Discount, DiscountKind
+from services.coupon.domain.batches import ID_PATTERN, BatchSpec, Discount, DiscountKind
 
 MAX_VALUE = 10_000_000
 
@@ -108,17 +110,28 @@ def value_range(discount: Discount) -> tuple[int, int] | None:
     return value, value
 
 
-def check_policy_batches(policy: CompensationPolicy, discounts: dict[str, Discount]) -> None:
-    """Every listed batch exists and its values lie in the policy's range."""
+def check_policy_batches(
+    policy: CompensationPolicy, specs: dict[str, BatchSpec], now: datetime
+) -> None:
+    """Every listed batch exists, is one customers cannot claim themselves (its claim
+    window is over: grants ignore the window, claims do not), and its values lie in the
+    policy's range."""
     for i, batch_id in enumerate(policy.batch_ids):
         field = f"batch_ids.{i}"
-        discount = discounts.get(batch_id)
-        if discount is None:
+        spec = specs.get(batch_id)
+        if spec is None:
             raise InvalidInput(f"no batch {batch_id}", field=field, code="batch_not_found")
-        values = value_range(discount)
+        values = value_range(spec.discount)
         if values is None:
             raise InvalidInput(
                 "a return batch cannot compensate", field=field, code="batch_not_compensable"
+            )
+        if spec.claim_until > now:
+            raise InvalidInput(
+                f"customers can still claim batch {batch_id} themselves until "
+                f"{spec.claim_until.isoformat()}; a compensation batch's claim window is over",
+                field=field,
+                code="batch_self_claimable",
             )
         if values[0] < policy.min_value or values[1] > policy.max_value:
             raise InvalidInput(

@@ -30,7 +30,7 @@ from servicekit.pagination import PageRequest
 from servicekit.runtime import Runtime
 from servicekit.unit_of_work import Tx, UnitOfWork
 from services.coupon.domain import compensation as rules
-from services.coupon.domain.batches import Discount
+from services.coupon.domain.batches import BatchSpec
 from services.coupon.domain.compensation import (
     CHANNEL,
     Compensation,
@@ -79,7 +79,7 @@ class CompensationService:
     async def set_policy(
         self, tenant: str, policy: CompensationPolicy, actor: Actor
     ) -> StoredPolicy:
-        check_policy_batches(policy, await self._discounts(tenant, policy.batch_ids))
+        check_policy_batches(policy, await self._specs(tenant, policy.batch_ids), utcnow())
         stored = StoredPolicy(**policy.model_dump(), updated_by=actor.id, updated_at=utcnow())
         await self.store.put_policy(tenant, stored)
         return stored
@@ -94,9 +94,9 @@ class CompensationService:
         if not await self.store.remove_policy(tenant):
             raise NotFound("no compensation policy is set", code="no_compensation_policy")
 
-    async def _discounts(self, tenant: str, batch_ids: list[str]) -> dict[str, Discount]:
+    async def _specs(self, tenant: str, batch_ids: list[str]) -> dict[str, BatchSpec]:
         found = await self.batches.many(tenant, batch_ids)
-        return {i: b.spec.discount for i, b in found.items()}
+        return {i: b.spec for i, b in found.items()}
 
     # ----------------------------------------------------------------- request
 
@@ -110,7 +110,8 @@ class CompensationService:
         existing = await self.store.get(tenant, cid)
         if existing is not None:
             return await self._again(tenant, existing, request)
-        discounts = await self._discounts(tenant, policy.batch_ids)
+        specs = await self._specs(tenant, policy.batch_ids)
+        discounts = {i: spec.discount for i, spec in specs.items()}
         batch_id, value = rules.choose_batch(policy, request, discounts)
 
         async def decide(tx: Tx) -> tuple[Compensation, bool]:

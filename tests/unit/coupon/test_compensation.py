@@ -3,7 +3,7 @@ threshold, periods in the tenant's zone, and review steps."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from servicekit.errors import Conflict, Forbidden, InvalidInput
-from services.coupon.domain.batches import Discount
+from services.coupon.domain.batches import BatchSpec, Discount, Validity
 from services.coupon.domain.compensation import (
     CompensationRequest,
     CompensationState,
@@ -54,6 +54,25 @@ POLICY = CompensationPolicy(
 )
 
 
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def specs(claim_until: datetime = NOW - timedelta(days=1)) -> dict[str, BatchSpec]:
+    """The discounts as batches whose claim window is over (grant only)."""
+    return {
+        key: BatchSpec(
+            key=key,
+            name=key,
+            discount=discount,
+            claim_from=claim_until - timedelta(days=1),
+            claim_until=claim_until,
+            validity=Validity(days_after_claim=7),
+            stock=100,
+        )
+        for key, discount in DISCOUNTS.items()
+    }
+
+
 def ask(**fields: object) -> CompensationRequest:
     base: dict[str, object] = {"customer_id": "c1", "reason": "late", "reference": "r1"}
     return CompensationRequest.model_validate({**base, **fields})
@@ -68,17 +87,20 @@ def test_periods_are_the_tenants_day_week_and_month() -> None:
 
 
 def test_the_policys_batches_must_lie_in_its_range() -> None:
-    check_policy_batches(POLICY, DISCOUNTS)
+    check_policy_batches(POLICY, specs(), NOW)
     with pytest.raises(InvalidInput, match="outside the range") as caught:
-        check_policy_batches(POLICY.model_copy(update={"batch_ids": ["b5", "pct"]}), DISCOUNTS)
+        check_policy_batches(POLICY.model_copy(update={"batch_ids": ["b5", "pct"]}), specs(), NOW)
     assert caught.value.extra["errors"][0]["field"] == "batch_ids.1"
     with pytest.raises(InvalidInput, match="return batch"):
-        check_policy_batches(POLICY.model_copy(update={"batch_ids": ["ret"]}), DISCOUNTS)
+        check_policy_batches(POLICY.model_copy(update={"batch_ids": ["ret"]}), specs(), NOW)
     with pytest.raises(InvalidInput, match="no batch"):
-        check_policy_batches(POLICY.model_copy(update={"batch_ids": ["gone"]}), DISCOUNTS)
+        check_policy_batches(POLICY.model_copy(update={"batch_ids": ["gone"]}), specs(), NOW)
     narrow = POLICY.model_copy(update={"min_value": 300})
     with pytest.raises(InvalidInput, match="200-800"):
-        check_policy_batches(narrow, DISCOUNTS)  # the random batch can draw below 300
+        check_policy_batches(narrow, specs(), NOW)  # the random batch can draw below 300
+    with pytest.raises(InvalidInput, match="can still claim") as open_window:
+        check_policy_batches(POLICY, specs(claim_until=NOW + timedelta(hours=1)), NOW)
+    assert open_window.value.code == "batch_self_claimable"
 
 
 def test_a_bad_policy_is_refused_by_field() -> None:
