@@ -280,6 +280,7 @@ class Evaluator:
 
     async def sweep(self) -> None:
         now = utcnow()
+        self.signals.forget_idle(now)  # every replica tracks rates: any may lead next
         self.signals.leader = await self.lease.hold(now)
         if not self.signals.leader:
             return
@@ -288,7 +289,6 @@ class Evaluator:
         batches = {(t, k.split(":", 2)[2]) for t, k in open_keys if k.startswith("stock:")}
         for tenant, batch_id in sorted(batches | set(self.signals.rates)):
             await _logged(self.batch(tenant, batch_id, now), "stock alert")
-        self.signals.forget_idle(now)
         pause = self.settings.stock_evaluate_min_seconds
         mono = time.monotonic()
         self._batch_last = {k: t for k, t in self._batch_last.items() if mono - t < pause}
