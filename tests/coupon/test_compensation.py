@@ -335,6 +335,18 @@ async def test_twenty_concurrent_requests_with_a_daily_count_of_five_issue_exact
     assert len(queue["items"]) == 15
 
 
+async def test_concurrent_requests_never_take_a_period_over_its_amount(
+    api: httpx.AsyncClient, agent: httpx.AsyncClient, reviewer: httpx.AsyncClient
+) -> None:
+    await set_up(api, reviewer, period_limits=[{"period": "week", "max_amount": 2_000}])
+    answers = await asyncio.gather(
+        *(agent.post("/compensations", json=asking("cus_1", f"r{n}")) for n in range(12))
+    )
+    assert Counter(r.status_code for r in answers) == {201: 4, 202: 8}
+    issued = [r.json()["value"] for r in answers if r.status_code == 201]
+    assert sum(issued) == 2_000
+
+
 async def test_one_order_compensated_by_concurrent_requests_is_issued_once(
     api: httpx.AsyncClient, agent: httpx.AsyncClient, reviewer: httpx.AsyncClient
 ) -> None:
