@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request, Response
 
 from services.coupon.main import create_app
 from services.coupon.settings import CouponSettings
@@ -183,3 +184,48 @@ async def test_an_issue_stopped_mid_way_resumes_and_issues_each_member_once(
         batch = await ok(api.get(f"/batches/{batch_id}"))
         assert batch["coupons"] == {"available": stock}
         assert batch["batch"]["unleased"] == 0
+
+
+def flaky(target: str, failures: int) -> tuple[FastAPI, list[int]]:
+    """A hop in front of the real tagging service that answers 503 to the job's first
+    `failures` member pages (the check before the job, limit=1, goes through)."""
+    app, answered = FastAPI(), []
+
+    @app.get("/{path:path}")
+    async def forward(path: str, request: Request) -> Response:
+        if request.query_params.get("limit") != "1" and len(answered) < failures:
+            answered.append(503)
+            return Response(status_code=503)
+        async with httpx.AsyncClient() as http:
+            upstream = await http.get(
+                f"{target}/{path}", params=request.query_params, headers=request.headers
+            )
+        return Response(upstream.content, upstream.status_code, media_type="application/json")
+
+    return app, answered
+
+
+async def test_a_tagging_outage_mid_issue_is_waited_out(
+    infra: Any, tagging: Tagging, api: httpx.AsyncClient, tenant: str
+) -> None:
+    members = [f"cus_{n:03d}" for n in range(30)]
+    segment_id, snapshot_id = await snapshot(tagging, tenant, members)
+    hop, answered = flaky(tagging.url, failures=2)
+    async with serve(hop) as hop_url:
+        settings = settings_for(
+            CouponSettings, infra, uuid.uuid4().hex[:10], tagging_base_url=hop_url,
+            consumer_groups=set(),
+        )  # fmt: skip
+        app = create_app(settings)
+        async with (
+            serve(app) as url,
+            httpx.AsyncClient(base_url=url, headers=dict(api.headers), timeout=60) as flaky_api,
+        ):
+            ids = await running_batches(flaky_api, batch_spec())
+            body = {"segment_id": segment_id, "snapshot_id": snapshot_id}
+            job = await ok(
+                flaky_api.post(f"/batches/{ids['main']}/targeted-issues", json=body), 202
+            )
+            done = await finished(flaky_api, job["id"])
+    assert answered == [503, 503], "the job met the outage"
+    assert done["state"] == "succeeded" and done["result"]["issued"] == 30

@@ -14,17 +14,28 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from servicekit.errors import Conflict, NotFound
 from servicekit.jobs import Job, JobContext, JobHandler, submit
 from servicekit.runtime import Runtime
 from services.coupon.service import channels
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
+from services.coupon.service.segments import TaggingUnavailable
 from services.coupon.store.batches import BatchState
 
 JOB_KIND = "coupon.targeted_issue"
+TAGGING_PATIENCE = timedelta(minutes=5)
 CHANNEL = "targeted"
 
 
@@ -95,8 +106,8 @@ async def run(ctx: JobContext) -> dict[str, Any]:
     tenant, params = ctx.tenant, ctx.params
     tally = Tally.resumed(ctx.checkpoint)
     while not ctx.cancelled:
-        page, cursor = await members.page(
-            tenant, params["segment_id"], params["snapshot_id"], tally.cursor, size
+        page, cursor = await _patiently(
+            members.page, tenant, params["segment_id"], params["snapshot_id"], tally.cursor, size
         )
         outcomes = await _issue_page(runtime, ctx, page)
         issued = sum(1 for o in outcomes if o is None)
@@ -113,6 +124,22 @@ async def run(ctx: JobContext) -> dict[str, Any]:
         if cursor is None:
             break
     return tally.result()
+
+
+async def _patiently(
+    page: Callable[..., Awaitable[tuple[list[str], str | None]]], *args: Any
+) -> tuple[list[str], str | None]:
+    """A page, waiting out a tagging outage of up to `TAGGING_PATIENCE` (a failed job
+    would leave the rest of the segment to a new issue, under new references)."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(TaggingUnavailable),
+        stop=stop_after_delay(TAGGING_PATIENCE.total_seconds()),
+        wait=wait_exponential_jitter(multiplier=0.5, max=15),
+        reraise=True,
+    ):
+        with attempt:
+            return await page(*args)
+    raise AssertionError("unreachable")
 
 
 async def _issue_page(runtime: Runtime, ctx: JobContext, page: list[str]) -> list[str | None]:
