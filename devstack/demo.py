@@ -135,7 +135,22 @@ DEMO_REACH_TEMPLATES = [
         },
         "defaults": {"customer_name": "会员"},
     },
+    {
+        "template_id": "coupon-expiring",
+        "channel": "sms",
+        "name": "Coupon about to expire",
+        "content": {
+            "sign_name": "品牌商城",
+            "body": "{{customer_name}}, 您的{{coupon_amount}}元券将于{{coupon_expiry}}到期",
+        },
+        "defaults": {"customer_name": "会员"},
+    },
 ]
+#: Who hears of coupon alerts: the demo budget's owner, and ops for the rest (sandbox email).
+DEMO_REACH_TEAMS = {
+    "growth": [{"kind": "email", "address": "growth@demo.example", "name": "增长组"}],
+    "ops": [{"kind": "email", "address": "ops@demo.example", "name": "运营值班"}],
+}
 DEMO_REACH_RULES = [
     {
         "name": "Tell of a claimed coupon",
@@ -149,18 +164,28 @@ DEMO_REACH_RULES = [
         "channel": "sms",
         "template_id": "tier-up",
     },
+    {
+        "name": "Remind of a coupon about to expire",
+        "trigger": "coupon_expiring",
+        "channel": "sms",
+        "template_id": "coupon-expiring",
+    },
 ]
 
 
 def _demo_reach(client: httpx.Client, headers: dict[str, str]) -> None:
-    """SMS templates and two triggered rules (claimed coupon, tier upgrade), set before the
-    demo orders and coupons so their events send messages the sandbox outbox shows."""
+    """SMS templates and triggered rules (claimed coupon, tier upgrade, coupon about to
+    expire), set before the demo orders and coupons so their events send messages the
+    sandbox outbox shows; and the staff who hear of coupon alerts."""
     for i, template in enumerate(DEMO_REACH_TEMPLATES):
         keyed = {**headers, "Idempotency-Key": f"demo-reach-template-{i}"}
         client.post("/api/v1/reach/templates", json=template, headers=keyed).raise_for_status()
     for i, rule in enumerate(DEMO_REACH_RULES):
         keyed = {**headers, "Idempotency-Key": f"demo-reach-rule-{i}"}
         client.post("/api/v1/reach/rules", json=rule, headers=keyed).raise_for_status()
+    for team, contacts in DEMO_REACH_TEAMS.items():
+        path = f"/api/v1/reach/teams/{team}/contacts"
+        client.put(path, json={"contacts": contacts}, headers=headers).raise_for_status()
 
 
 def _demo_coupons(client: httpx.Client, headers: dict[str, str]) -> None:
