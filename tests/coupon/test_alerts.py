@@ -103,8 +103,9 @@ async def test_a_claim_burst_raises_a_stock_alert_a_second_updates_it_and_quiet_
     assert kinds.count("alert_raised") == 1 and "alert_updated" in kinds
 
 
-async def _blocked_budget(api: httpx.AsyncClient) -> tuple[dict, dict]:
-    """A budget whose approved campaign took it to 96% (its line is 95%), and its alert."""
+async def _blocked_budget(api: httpx.AsyncClient) -> tuple[dict, dict, str]:
+    """A budget whose approved campaign took it to 96% (its line is 95%), its alert, and
+    the campaign's batch."""
     budget = await open_budget(api, 100_000, alert_thresholds=[80, 95])
     campaign = await draft_campaign(api, budget["id"], batch_spec(stock=96))
     for name in ("submit", "approve", "start"):
@@ -112,19 +113,26 @@ async def _blocked_budget(api: httpx.AsyncClient) -> tuple[dict, dict]:
     found = await eventually(
         lambda: alerts(api, kind="budget", state="open"), until=lambda a: len(a) == 1
     )
-    return budget, found[0]
+    return budget, found[0], next(iter(campaign["batch_ids"].values()))
 
 
 async def test_a_budget_alert_is_acknowledged_resolved_by_hand_raised_again_and_cleared_by_top_up(
     api: httpx.AsyncClient, client: Any, service: Service, tenant: str
 ) -> None:
-    budget, alert = await _blocked_budget(api)
+    budget, alert, batch_id = await _blocked_budget(api)
     assert (alert["state"], alert["budget_id"], alert["owner"]) == (
         "raised",
         budget["id"],
         "growth",
     )
     assert (await ok(api.get(f"/budgets/{budget['id']}")))["issuing_blocked"] is True
+    # Every way of issuing is blocked, grants from other services too.
+    grant = {"customer_id": "cus_g", "channel": "points_exchange", "reference": "x-1"}
+    refused = await eventually(
+        lambda: api.post(f"/batches/{batch_id}/grants", json=grant),
+        until=lambda r: r.status_code == 409,
+    )
+    assert refused.json()["code"] == "budget_blocked"
 
     async with client({"X-Actor-Id": "ops-duty"}) as ops:
         acked = await ok(ops.post(f"/alerts/{alert['id']}/acknowledge"))
@@ -214,6 +222,11 @@ async def test_subsidy_that_does_not_beat_comparable_merchants_raises_an_efficie
         merchant["measures"]["growth_percent"] == 0.0 and merchant["measures"]["subsidy"] == 1_000
     )
     assert {a["subject_id"] for a in found} == {"m-s", "sku-s"}
+    first = await ok(api.get("/alerts", params={"kind": "efficiency", "limit": 1}))
+    cursor = first["next_cursor"]
+    rest = await ok(api.get("/alerts", params={"kind": "efficiency", "cursor": cursor}))
+    assert len(first["items"]) == len(rest["items"]) == 1 and rest["next_cursor"] is None
+    assert {first["items"][0]["id"], rest["items"][0]["id"]} == {a["id"] for a in found}
 
     # The subsidised merchant sells much more: it beats its peers, the alerts clear.
     await publish(service.bootstrap, tenant, paid("o-s-more", 20_000, merchant="m-s", sku="sku-s"))
