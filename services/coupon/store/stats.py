@@ -108,7 +108,8 @@ class StatsStore:
         session: AsyncClientSession,
     ) -> None:
         """Take a refund off the order's GMV (None: whatever is left of it, an order voided
-        after payment). Never below zero."""
+        after payment), never below zero; off its products by the refunded lines, or spread
+        over its lines by amount when the refund names none."""
         doc = await self.orders.find_one({"_id": f"{tenant}:{order_id}"}, session=session)
         if doc is None:
             return
@@ -120,7 +121,7 @@ class StatsStore:
             {"_id": doc["_id"]}, {"$inc": {"gmv": -taken, "refunded": taken}}, session=session
         )
         order = OrderGmv.model_validate(doc)
-        by_line = lines if lines is not None else {ln.line_id: ln.amount for ln in order.lines}
+        by_line = lines or spread(taken, order.lines)
         await self._move_days(tenant, order, -taken, {k: -v for k, v in by_line.items()}, session)
 
     async def _move_days(
@@ -216,6 +217,17 @@ class StatsStore:
 
     async def tenants_since(self, since: date) -> list[str]:
         return sorted(await self.days.distinct("tenant", {"day": {"$gte": since.isoformat()}}))
+
+
+def spread(amount: int, lines: list[GmvLine]) -> dict[str, int]:
+    """`amount` shared over `lines` by their amounts, the rounding left on the largest."""
+    total = sum(ln.amount for ln in lines)
+    if total <= 0:
+        return {}
+    shares = {ln.line_id: amount * ln.amount // total for ln in lines}
+    largest = max(lines, key=lambda ln: ln.amount).line_id
+    shares[largest] += amount - sum(shares.values())
+    return shares
 
 
 def totals_of(parts: dict[str, Totals]) -> Totals:

@@ -26,6 +26,7 @@ from services.coupon.domain.alerts import (
     worth_update,
 )
 from services.coupon.domain.budgets import Budget, OwnerKind
+from services.coupon.store.stats import GmvLine, spread
 
 NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
 
@@ -189,3 +190,17 @@ def test_an_update_needs_time_and_a_real_move() -> None:
     assert not worth_update(alert, nudged, later, policy)  # trivial change
     critical = finding.model_copy(update={"severity": Severity.CRITICAL})
     assert worth_update(alert, critical, NOW, policy)  # severity always counts
+
+
+@given(
+    amount=st.integers(0, 10**9),
+    line_amounts=st.lists(st.integers(1, 10**7), min_size=1, max_size=20),
+)
+def test_a_refund_without_lines_is_spread_over_the_order_lines_exactly(
+    amount: int, line_amounts: list[int]
+) -> None:
+    lines = [GmvLine(line_id=str(n), sku=f"s{n}", amount=a) for n, a in enumerate(line_amounts)]
+    shares = spread(amount, lines)
+    assert sum(shares.values()) == amount
+    assert set(shares) == {ln.line_id for ln in lines}
+    assert all(v >= 0 for v in shares.values())
