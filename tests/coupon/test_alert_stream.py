@@ -22,6 +22,7 @@ from services.coupon.events.alerts_stream import run_reader
 from services.coupon.service.alert_evaluator import monitoring
 from tests.coupon.sse import Received, live_stream
 from tests.coupon.support import (
+    Client,
     Service,
     batch_spec,
     claim,
@@ -73,11 +74,15 @@ async def _cross_the_line(
 
 
 async def test_a_budget_alert_reaches_the_stream_within_a_second_and_blocks_until_topped_up(
-    api: httpx.AsyncClient, service: Service, tenant: str
+    api: httpx.AsyncClient, client: Client, service: Service, tenant: str
 ) -> None:
     budget = await open_budget(api, 100_000, alert_thresholds=[80, 95])  # line: 5,000 left
     campaign_id = await _pending_campaign(api, budget["id"], stock=96)  # commits 96,000
-    async with live_stream(api, "/alerts/stream") as stream:
+    async with (
+        live_stream(api, "/alerts/stream") as stream,
+        client(tenant=f"{tenant}-other") as stranger,
+        live_stream(stranger, "/alerts/stream") as strangers_stream,
+    ):
         approved, raised, latency = await _cross_the_line(api, stream, budget["id"], campaign_id)
         print(f"budget alert on the stream {latency * 1000:.0f} ms after the approval answered")
         assert latency < 1.0, f"the alert took {latency:.3f}s"
@@ -108,6 +113,7 @@ async def test_a_budget_alert_reaches_the_stream_within_a_second_and_blocks_unti
         )
         assert claimed.json()["batch_id"] == batch_id
         assert (await ok(api.post(f"/campaigns/{other}/approve")))["state"] == "approved"
+        assert strangers_stream.events == []  # another tenant's stream saw none of it
     hub = monitoring(service.app.state.runtime).hub
     await eventually(lambda: hub.subscribers(tenant) == 0)  # a closed stream leaves no trace
 
