@@ -501,3 +501,32 @@ async def test_a_coupon_alert_is_told_to_the_owning_teams_staff_once(
         lambda: service.db[NOTICES].count_documents({"tenant": tenant}), until=lambda n: n == 0
     )
     assert len((await api.get("/customers/team:growth/messages")).json()) == 3
+
+
+async def test_a_staff_notice_is_retried_until_its_webhook_takes_it(
+    service: Service, tenant: str, api: httpx.AsyncClient, staff_hook: tuple[WebhookPeer, str]
+) -> None:
+    hook, url = staff_hook
+    oncall = {"contacts": [{"kind": "webhook", "address": url}]}
+    admin = {"X-Actor-Roles": "admin"}
+    assert (await api.put("/teams/oncall/contacts", json=oncall, headers=admin)).status_code == 200
+    # More failures in a row than one send's retries: the notice waits and goes again.
+    hook.fail_with = [503] * (service.settings.provider_attempts + 1)
+
+    await publish(service, tenant, alert("alr_retry", "oncall"))
+
+    waiting = await eventually(
+        lambda: service.db[NOTICES].find_one({"tenant": tenant}),
+        until=lambda doc: doc is not None and doc["attempts"] == 1,
+    )
+    assert waiting["last_failure"] == "webhook_503"
+    [message] = (
+        await eventually(
+            lambda: api.get("/customers/team:oncall/messages"), until=lambda r: len(r.json()) == 1
+        )
+    ).json()
+    assert message["status"] == "sent" and message["alert_id"] == "alr_retry"
+    assert hook.fail_with == []
+    assert [r["message_id"] for r in hook.received if r["tenant"] == tenant] == [
+        message["message_id"]
+    ]
