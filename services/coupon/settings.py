@@ -71,6 +71,10 @@ class CouponSettings(ServiceSettings):
     tagging_timeout_seconds: float = 10.0
     #: Members read (and issued in one claim round) per page of a targeted issue.
     targeted_page_size: int = 200
+    #: How long a job (a targeted issue) stays with a replica that stops renewing it: a
+    #: crashed replica's job resumes elsewhere after this. Longer than `lease_ttl_seconds`,
+    #: so the stock the crashed replica leased is back before its job resumes.
+    job_lease_seconds: float = 30.0
     #: Which consumer groups this process runs (`coupon.orders`, ...); all when unset. A
     #: deployment may run consumers apart from HTTP replicas; tests start only what they
     #: need (each group's join costs the embedded broker seconds).

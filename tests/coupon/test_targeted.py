@@ -6,6 +6,10 @@ every member exactly one coupon and the stock exactly."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,7 +27,7 @@ from services.tagging.settings import TaggingSettings
 from services.tagging.store.snapshots import Snapshot, SnapshotStore
 from tests.coupon.support import Service, batch_spec, claim, ok, running_batches
 from tests.support.running import RunningService
-from tests.support.servers import serve
+from tests.support.servers import free_port, serve
 from tests.support.settings import settings_for
 from tests.support.waiting import eventually
 
@@ -229,3 +233,94 @@ async def test_a_tagging_outage_mid_issue_is_waited_out(
             done = await finished(flaky_api, job["id"])
     assert answered == [503, 503], "the job met the outage"
     assert done["state"] == "succeeded" and done["result"]["issued"] == 30
+
+
+LAUNCH = """
+import json, sys, uvicorn
+from services.coupon.main import create_app
+from services.coupon.settings import CouponSettings
+settings = CouponSettings(**json.loads(sys.argv[1]))
+uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+#: A crashed replica's stock lease is swept back (1 s) before its job's lease lapses (3 s).
+FAST_LEASES = {
+    "lease_heartbeat_seconds": 0.2,
+    "lease_ttl_seconds": 1.0,
+    "lease_sweep_seconds": 0.3,
+    "job_lease_seconds": 3.0,
+    "targeted_page_size": 100,
+    "consumer_groups": [],
+}
+
+
+async def test_an_issue_whose_replica_is_killed_resumes_elsewhere_exactly(
+    infra: Any, tagging: Tagging
+) -> None:
+    """SIGKILL: no hand-back of the job or the stock, progress not flushed since the last
+    write. Another replica takes the job over when its lease lapses, after the dead one's
+    stock came back, and replays the pages past the checkpoint under the same references."""
+    tenant = f"t{uuid.uuid4().hex[:10]}"
+    settings = settings_for(
+        CouponSettings, infra, uuid.uuid4().hex[:10], tagging_base_url=tagging.url,
+        customer_claims_per_minute=100_000, channel_claims_per_second=100_000, **FAST_LEASES,
+    )  # fmt: skip
+    members = [f"cus_{uuid.uuid4().hex[:12]}" for _ in range(3000)]
+    segment_id, snapshot_id = await snapshot(tagging, tenant, members)
+    stock = 2500
+    headers = {"X-Tenant-Id": tenant, "X-Actor-Id": "ops-1", "X-Actor-Roles": "budget_approver"}
+    port = free_port()
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LAUNCH, settings.model_dump_json(), str(port), cwd=os.getcwd()
+    )
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
+        ) as api:
+
+            async def ready() -> bool:
+                try:
+                    return (await api.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, within=60)
+            ids = await running_batches(api, batch_spec(stock=stock))
+            body = {"segment_id": segment_id, "snapshot_id": snapshot_id}
+            job = await ok(api.post(f"/batches/{ids['main']}/targeted-issues", json=body), 202)
+            batch_id = ids["main"]
+
+            async def issued() -> int:
+                return (await ok(api.get(f"/batches/{batch_id}")))["coupons"].get("available", 0)
+
+            await eventually(issued, until=lambda n: n >= 600)
+        doomed.send_signal(signal.SIGKILL)
+        await doomed.wait()
+    finally:
+        if doomed.returncode is None:
+            doomed.kill()
+            await doomed.wait()
+
+    survivor = create_app(settings)
+    async with (
+        serve(survivor) as url,
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as api,
+    ):
+        survivor.state.runtime.state["jobs.poll_seconds"] = 0.2
+        db = survivor.state.runtime.db
+        at_crash = await db["jobs"].find_one({"_id": job["id"]})
+        written = await db["coupons"].count_documents({"batch_id": batch_id})
+        assert at_crash["state"] == "running" and 600 <= written < stock
+        checkpointed = (at_crash.get("checkpoint") or {}).get("issued", 0)
+        assert checkpointed <= written, "the checkpoint never runs ahead of the coupons"
+        done = await finished(api, job["id"], within=90)
+        assert done["state"] == "succeeded" and done["attempts"] == 2
+        assert done["result"] == {
+            "members": 3000,
+            "issued": stock,
+            "refused": {"sold_out": 3000 - stock},
+        }
+        coupons = await db["coupons"].find({"batch_id": batch_id}).to_list()
+        held = Counter(c["customer_id"] for c in coupons)
+        assert len(coupons) == stock and set(held.values()) == {1}
+        batch = await ok(api.get(f"/batches/{batch_id}"))
+        assert batch["batch"]["unleased"] == 0

@@ -13,6 +13,7 @@ HANDLERS: dict[str, JobHandler] = {**targeted.HANDLERS}
 async def run_jobs(runtime: Runtime) -> None:
     """Run jobs until the replica stops; then close the peers' HTTP pools they used."""
     try:
-        await JobRunner(HANDLERS).run(runtime)
+        lease = channels.settings_of(runtime).job_lease_seconds
+        await JobRunner(HANDLERS, lease_seconds=lease).run(runtime)
     finally:
         await channels.close(runtime)
