@@ -22,6 +22,7 @@ from services.reach.api.deps import ReachDep
 from services.reach.domain import links
 from services.reach.providers.webhook import signature
 from services.reach.service.receipts import Receipts
+from services.reach.service.wiring import Reach
 
 router = APIRouter(tags=["public"])
 TenantInPath = Annotated[str, Path(pattern=TENANT_PATTERN.pattern)]
@@ -146,7 +147,7 @@ async def webhook_receipts(
     return {"recorded": recorded}
 
 
-async def _verify(reach: ReachDep, tenant: str, timestamp: str, signed: str, body: bytes) -> None:
+async def _verify(reach: Reach, tenant: str, timestamp: str, signed: str, body: bytes) -> None:
     if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > SIGNATURE_WINDOW:
         raise ReceiptRefused("X-Reach-Timestamp is missing or outside the window")
     secrets = await _webhook_secrets(reach, tenant)
@@ -154,7 +155,7 @@ async def _verify(reach: ReachDep, tenant: str, timestamp: str, signed: str, bod
         raise ReceiptRefused("the signature does not match")
 
 
-async def _webhook_secrets(reach: ReachDep, tenant: str) -> list[str]:
+async def _webhook_secrets(reach: Reach, tenant: str) -> list[str]:
     store = reach.providers.store
     found = [reach.settings.webhook_secret] if reach.settings.webhook_secret else []
     if store is not None:
