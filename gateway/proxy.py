@@ -92,7 +92,30 @@ async def forward(
         content=await request.body(),  # read whole: a retried call must send it again
     )
     upstream = await send_upstream(client, upstream_request, service=domain, settings=settings)
-    return UpstreamResponse(upstream, downstream_headers(upstream, base, public_prefix))
+    headers = downstream_headers(upstream, base, public_prefix)
+    if _is_small(upstream):
+        return await _whole(upstream, headers)
+    return UpstreamResponse(upstream, headers)
+
+
+#: Answers up to this size are read whole and sent in one piece. Streaming a small JSON
+#: answer costs a task, a pull per chunk and an extra ASGI message or two for nothing.
+WHOLE_BODY_LIMIT = 64 * 1024
+
+
+def _is_small(upstream: httpx.Response) -> bool:
+    length = upstream.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) <= WHOLE_BODY_LIMIT
+
+
+async def _whole(upstream: httpx.Response, headers: list[tuple[bytes, bytes]]) -> Response:
+    try:
+        body = b"".join([chunk async for chunk in upstream.aiter_raw()])
+    finally:
+        await upstream.aclose()
+    response = Response(body, status_code=upstream.status_code)
+    response.raw_headers = headers
+    return response
 
 
 def upstream_path(request: Request, domain: str) -> str:
