@@ -18,6 +18,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from servicekit.clock import utcnow
 from servicekit.errors import InvalidInput, NotFound
@@ -129,24 +130,39 @@ class Drops:
             matching = [r for r in matching if rules.audience_fits(r, paid[check.customer_id])]
         ids = [r.id for r in matching]
         dropped_at = await self.store.dropped(tenant, check.customer_id, ids)
-        earlier = {}
+        earlier: dict[str, str] = {}
         if check.occasion is not None:
             earlier = await self.store.remembered(tenant, check.customer_id, check.occasion, ids)
         zone = (await self.desk.policies.of(tenant)).zone
         tries = []
         for rule in matching:
-            ref = earlier.get(rule.id)
-            if ref is None:
-                ordinal = rules.next_ordinal(rule, dropped_at[rule.id], now, zone)
-                if ordinal is None or not rules.draws(rule, self.rng):
-                    continue
-                ref = rules.reference(rule.id, check.customer_id, ordinal)
-                if check.occasion is not None:
-                    ref = await self.store.remember(
-                        tenant, rule.id, check.customer_id, check.occasion, ref, now
-                    )
-            tries.append(self._drop(tenant, rule, check.customer_id, ref))
+            ref = earlier.get(rule.id) or await self._draw(
+                tenant, rule, check, dropped_at[rule.id], now, zone
+            )
+            if ref is not None:
+                tries.append(self._drop(tenant, rule, check.customer_id, ref))
         return [d for d in await asyncio.gather(*tries) if d is not None]
+
+    async def _draw(
+        self,
+        tenant: str,
+        rule: DropRule,
+        check: Check,
+        dropped_at: list[datetime],
+        now: datetime,
+        zone: tzinfo,
+    ) -> str | None:
+        """The reference of a winning draw within the caps (recorded for the occasion
+        first, so a retry of it answers the same), or None."""
+        ordinal = rules.next_ordinal(rule, dropped_at, now, zone)
+        if ordinal is None or not rules.draws(rule, self.rng):
+            return None
+        ref = rules.reference(rule.id, check.customer_id, ordinal)
+        if check.occasion is None:
+            return ref
+        return await self.store.remember(
+            tenant, rule.id, check.customer_id, check.occasion, ref, now
+        )
 
     def _limits(self, customer_id: str) -> list[Limit]:
         """A check that may draw counts as a claim attempt of the customer's and of the
