@@ -4,6 +4,7 @@ events, through the real broker), net of refunds; target GMV and what remains of
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from tests.coupon.support import (
     batch_spec,
     claim,
     draft_campaign,
+    iso,
+    now,
     ok,
     open_budget,
     step,
@@ -117,3 +120,51 @@ async def test_stats_of_unknown_subjects_are_404_and_a_bad_target_is_refused(
     fresh = await open_budget(api, 5_000)
     stats = await ok(api.get(f"/stats/budgets/{fresh['id']}"))
     assert (stats["target_gmv"], stats["remaining_gmv"], stats["achieved_gmv"]) == (None, None, 0)
+
+
+async def test_a_department_budget_counts_the_gmv_of_its_regions_sub_budgets(
+    api: httpx.AsyncClient, service: Service, tenant: str
+) -> None:
+    department = await open_budget(api, 1_000_000, target_gmv=80_000)
+    # Well inside the department's period (the store keeps times to the millisecond).
+    period = {
+        "starts_at": iso(now() - timedelta(hours=12)),
+        "ends_at": iso(now() + timedelta(days=30)),
+    }
+    east = await open_budget(
+        api, 200_000, owner_kind="region", owner="east", parent_id=department["id"],
+        target_gmv=30_000, **period,
+    )  # fmt: skip
+    east_city = await open_budget(
+        api,
+        50_000,
+        owner_kind="region",
+        owner="east-city",
+        parent_id=east["id"],
+        starts_at=iso(now() - timedelta(hours=6)),
+        ends_at=iso(now() + timedelta(days=20)),
+    )
+    orders = []
+    for n, budget in enumerate((department, east, east_city)):
+        campaign = await _campaign(api, budget["id"])
+        coupon = await ok(claim(api, campaign["batch_ids"]["ten"], f"cus_d{n}"), 201)
+        await lock(api, coupon["id"], f"cus_d{n}", f"o-d{n}", 10_000 * (n + 1))
+        orders.append(paid(f"o-d{n}", 10_000 * (n + 1), customer=f"cus_d{n}"))
+    await publish(service.bootstrap, tenant, *orders)
+    stats = await eventually(
+        lambda: ok(api.get(f"/stats/budgets/{department['id']}")),
+        until=lambda s: s["orders"] == 3,
+        within=40,
+    )
+    assert (stats["own_gmv"], stats["achieved_gmv"], stats["remaining_gmv"]) == (
+        10_000, 60_000, 20_000
+    )  # fmt: skip
+    assert stats["allocated"] == 200_000
+    assert [(s["budget_id"], s["achieved_gmv"]) for s in stats["sub_budgets"]] == [
+        (east["id"], 50_000)
+    ]
+    regional = await ok(api.get(f"/stats/budgets/{east['id']}"))
+    assert (regional["own_gmv"], regional["achieved_gmv"], regional["remaining_gmv"]) == (
+        20_000, 50_000, 0
+    )  # fmt: skip
+    assert regional["sub_budgets"][0]["budget_id"] == east_city["id"]

@@ -21,8 +21,12 @@ from services.coupon.store.stats import (
     Totals,
     campaigns_of_budget,
     counts_of,
+    sub_budgets,
     totals_of,
 )
+
+#: How many sub-budgets (at any depth) a budget's stats look through at most.
+MAX_SUB_BUDGETS = 500
 
 
 class Usage(BaseModel):
@@ -79,6 +83,17 @@ class CampaignLine(BaseModel):
     orders: int
 
 
+class SubBudgetLine(BaseModel):
+    budget_id: str
+    name: str
+    owner: str
+    total: int
+    remaining: int
+    target_gmv: int | None
+    #: With its own sub-budgets' orders.
+    achieved_gmv: int
+
+
 class BudgetStats(BaseModel):
     budget_id: str
     name: str
@@ -90,12 +105,17 @@ class BudgetStats(BaseModel):
     consumed: int
     remaining: int
     target_gmv: int | None
+    #: GMV of the paid orders that used coupons of this budget's campaigns or of its
+    #: sub-budgets' (a department's target is met by its regions), net of refunds.
     achieved_gmv: int
+    #: Of which the budget's own campaigns.
+    own_gmv: int
     #: What is left to reach the target (0 once reached; None without a target).
     remaining_gmv: int | None
     orders: int
     issuing_blocked: bool
     campaigns: list[CampaignLine]
+    sub_budgets: list[SubBudgetLine]
 
 
 class StatsService:
@@ -112,7 +132,10 @@ class StatsService:
             raise NotFound(f"no budget {budget_id}", code="budget_not_found")
         campaigns = await campaigns_of_budget(self.db, tenant, budget_id)
         by_campaign = {c["_id"]: await self._campaign_totals(tenant, c["_id"]) for c in campaigns}
-        achieved = totals_of(await self.stats.order_totals(tenant, "budget_id", budget_id))
+        tree = await self._descendants(tenant, budget_id)
+        ids = [budget_id, *(d["_id"] for d in tree)]
+        by_budget = await self.stats.order_totals(tenant, "budget_id", ids, by="budget_id")
+        achieved = totals_of(by_budget)
         target = budget.target_gmv
         return BudgetStats(
             budget_id=budget.id,
@@ -126,6 +149,7 @@ class StatsService:
             remaining=budget.remaining,
             target_gmv=target,
             achieved_gmv=achieved.gmv,
+            own_gmv=by_budget.get(budget_id, Totals()).gmv,
             remaining_gmv=None if target is None else max(0, target - achieved.gmv),
             orders=achieved.orders,
             issuing_blocked=budget.issuing_blocked,
@@ -141,7 +165,36 @@ class StatsService:
                 )
                 for c in campaigns
             ],
+            sub_budgets=[
+                SubBudgetLine(
+                    budget_id=d["_id"],
+                    name=d["name"],
+                    owner=d["owner"],
+                    total=int(d["amount"]),
+                    remaining=int(d["remaining"]),
+                    target_gmv=d.get("target_gmv"),
+                    achieved_gmv=sum(by_budget.get(i, Totals()).gmv for i in d["subtree"]),
+                )
+                for d in tree
+                if d["parent_id"] == budget_id
+            ],
         )
+
+    async def _descendants(self, tenant: str, budget_id: str) -> list[Document]:
+        """Every budget split from this one, at any depth, each with `subtree`: its own id
+        and its descendants' ids."""
+        found: list[Document] = []
+        level = [budget_id]
+        while level and len(found) < MAX_SUB_BUDGETS:
+            children = [c for p in level for c in await sub_budgets(self.db, tenant, p)]
+            found += children
+            level = [c["_id"] for c in children]
+        by_id = {d["_id"]: {**d, "subtree": [d["_id"]]} for d in found}
+        for d in reversed(found):  # children after parents: fold each into its parent
+            parent = by_id.get(d["parent_id"])
+            if parent is not None:
+                parent["subtree"] += by_id[d["_id"]]["subtree"]
+        return [by_id[d["_id"]] for d in found]
 
     async def _campaign_totals(self, tenant: str, campaign_id: str) -> Totals:
         return totals_of(await self.stats.order_totals(tenant, "campaign_id", campaign_id))

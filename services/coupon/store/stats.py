@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.mongo import Document, Index
 from services.coupon.domain.coupons import CouponState
+from services.coupon.store.budgets import BUDGETS
 from services.coupon.store.campaigns import CAMPAIGNS
 from services.coupon.store.coupons import COUPONS, key
 
@@ -170,16 +171,19 @@ class StatsStore:
 
     # ---------------------------------------------------------------------- reading
 
-    async def order_totals(self, tenant: str, field: str, value: str) -> dict[str, Totals]:
+    async def order_totals(
+        self, tenant: str, field: str, value: str | list[str], by: str = "batch_id"
+    ) -> dict[str, Totals]:
         """GMV, orders and discount of the orders whose coupon's `field` (budget_id,
-        campaign_id, batch_id) is `value`, by batch."""
+        campaign_id, batch_id) is `value` (or one of the values), by `by`."""
+        match = {"$in": value} if isinstance(value, list) else value
         rows = await (
             await self.orders.aggregate(
                 [
-                    {"$match": {"tenant": tenant, field: value}},
+                    {"$match": {"tenant": tenant, field: match}},
                     {
                         "$group": {
-                            "_id": "$batch_id",
+                            "_id": f"${by}",
                             "orders": {"$sum": 1},
                             "gmv": {"$sum": "$gmv"},
                             "discount": {"$sum": "$discount"},
@@ -252,3 +256,8 @@ async def campaigns_of_budget(
     """The budget's campaigns (id, name, state, counters), for its stats."""
     fields = {"name": 1, "state": 1, "reserved": 1, "consumed": 1, "max_subsidy": 1}
     return await db[CAMPAIGNS].find({"tenant": tenant, "budget_id": budget_id}, fields).to_list()
+
+
+async def sub_budgets(db: AsyncDatabase[Document], tenant: str, parent_id: str) -> list[Document]:
+    """The budgets split from `parent_id` (one level)."""
+    return await db[BUDGETS].find({"tenant": tenant, "parent_id": parent_id}).to_list()
