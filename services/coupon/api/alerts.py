@@ -55,7 +55,11 @@ async def list_alerts(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.get("/alerts/stream")
+@router.get(
+    "/alerts/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "The live stream"}},
+)
 async def stream_alerts(
     tenant: TenantDep,
     runtime: RuntimeDep,
