@@ -129,6 +129,10 @@ async def test_unknown_and_used_codes_get_one_answer_at_one_cost(api: httpx.Asyn
         "/codes/redemptions", json={"customer_id": "owner", "code": {"$gt": ""}}
     )
     assert injected.status_code == 422
+    member = {"X-Actor-Kind": "member", "X-Actor-Id": "someone-else"}
+    body = {"customer_id": "owner", "code": made["codes"][1]}
+    as_other = await api.post("/codes/redemptions", json=body, headers=member)
+    assert as_other.status_code == 403 and as_other.json()["code"] == "not_this_member"
 
 
 async def test_twenty_concurrent_redemptions_of_one_code_issue_exactly_one_coupon(

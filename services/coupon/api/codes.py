@@ -126,14 +126,17 @@ async def list_lots(
 
 @router.post("/codes/redemptions", status_code=status.HTTP_201_CREATED)
 async def redeem(
-    body: Redemption, response: Response, tenant: TenantDep, codes: CodeDeskDep
+    body: Redemption, response: Response, tenant: TenantDep, actor: StaffDep, codes: CodeDeskDep
 ) -> CouponView:
     """Exchange a code for a coupon of its batch (201; 200 with the same coupon when this
     customer redeemed it before). A mistyped code is 422 `code_mistyped` (its check symbol
     is wrong); a code that does not exist or another customer used is 409
     `code_not_redeemable`, the same answer for both. After `code_failures_per_window` such
     failures in a window the customer gets 429 with Retry-After. The batch's refusals
-    (sold_out, limit_reached, claim_closed, ...) are 409 as for claims."""
+    (sold_out, limit_reached, claim_closed, ...) are 409 as for claims. A member (signed in
+    through the gateway) redeems for themself only."""
+    if actor.kind == "member" and actor.id != body.customer_id:
+        raise Forbidden("a member redeems codes for themself only", code="not_this_member")
     claimed = await codes.redeem(tenant, body.customer_id, body.code)
     if not claimed.created:
         response.status_code = status.HTTP_200_OK

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
+from typing import NoReturn
 
 from servicekit.clock import utcnow
 from servicekit.errors import Conflict, InvalidInput
@@ -102,7 +103,6 @@ class CodeDesk:
         found = await self._take(tenant, digest(self.key, tenant, code), customer_id)
         if found is None:
             await self._failed(tenant, limit)
-        assert found is not None
         return await self._issue(tenant, customer_id, found)
 
     async def _take(self, tenant: str, key: str, customer_id: str) -> RedeemCode | None:
@@ -113,9 +113,9 @@ class CodeDesk:
             return found
         if found.customer_id is not None:
             return None
-        taken = await self.store.take(tenant, key, customer_id, utcnow())
-        if taken is not None:
-            return taken
+        now = utcnow()
+        if await self.store.take(tenant, key, customer_id, now):
+            return found.model_copy(update={"customer_id": customer_id, "taken_at": now})
         again = await self.store.get(tenant, key)  # lost a race: to whom?
         return again if again is not None and again.customer_id == customer_id else None
 
@@ -146,7 +146,7 @@ class CodeDesk:
         if await self.store.window_count(limit.counter_id(tenant, now)) >= limit.limit:
             raise RateLimited(Verdict(False, limit, limit.retry_after(now)))
 
-    async def _failed(self, tenant: str, limit: Limit) -> None:
+    async def _failed(self, tenant: str, limit: Limit) -> NoReturn:
         """Count the failure (429 once over the limit), then the one generic refusal."""
         await self.limiter.check(tenant, [limit])
         raise CodeNotRedeemable()

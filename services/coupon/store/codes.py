@@ -105,16 +105,15 @@ class CodeStore:
         doc = await self.codes.find_one({"_id": digest, "tenant": tenant})
         return _code(doc) if doc else None
 
-    async def take(
-        self, tenant: str, digest: str, customer_id: str, now: datetime
-    ) -> RedeemCode | None:
-        """Mark the code taken by the customer if nobody has it; None when somebody does."""
-        doc = await self.codes.find_one_and_update(
+    async def take(self, tenant: str, digest: str, customer_id: str, now: datetime) -> bool:
+        """Mark the code taken by the customer if nobody has it; False when somebody does.
+        (`update_one`, not `find_one_and_update`: the embedded store answers the latter in
+        time proportional to the collection, ~0.3 s at 20,000 codes.)"""
+        result = await self.codes.update_one(
             {"_id": digest, "tenant": tenant, "customer_id": None},
             {"$set": {"customer_id": customer_id, "taken_at": now}},
-            return_document=True,
         )
-        return _code(doc) if doc else None
+        return result.modified_count == 1
 
     async def give_back(self, tenant: str, digest: str, customer_id: str) -> None:
         """The customer's claim was refused (sold out, limit): the code is free again."""

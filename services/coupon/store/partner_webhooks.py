@@ -2,7 +2,9 @@
 transaction of what it reports (a partner offer given, a coupon.redeemed event handled), with
 an id derived from that cause, so it exists exactly once. A sender takes one with a
 conditional update that leases it, so two replicas never send one at the same time; a lease
-that lapses (a sender died) lets another take it over."""
+that lapses (a sender died) lets another take it over. Conditional `update_one`s, never
+`find_one_and_update` (the embedded store answers it in time proportional to the
+collection, and this one only grows)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -58,18 +59,27 @@ class DeliveryStore:
             await self.deliveries.insert_one(doc, session=session)
 
     async def take_due(self, now: datetime, lease: timedelta) -> Delivery | None:
-        """A pending delivery that is due, or one whose sender's lease lapsed, leased now."""
-        doc = await self.deliveries.find_one_and_update(
-            {
-                "$or": [
-                    {"state": str(DeliveryState.PENDING), "next_at": {"$lte": now}},
-                    {"state": str(DeliveryState.DELIVERING), "lease_until": {"$lte": now}},
-                ]
-            },
-            {"$set": {"state": str(DeliveryState.DELIVERING), "lease_until": now + lease}},
-            return_document=ReturnDocument.AFTER,
-        )
-        return _delivery(doc) if doc else None
+        """A pending delivery that is due, or one whose sender's lease lapsed, leased now.
+        Read one, then lease it only if it is still as read (another sender may have taken
+        it meanwhile: then the next one)."""
+        due = {
+            "$or": [
+                {"state": str(DeliveryState.PENDING), "next_at": {"$lte": now}},
+                {"state": str(DeliveryState.DELIVERING), "lease_until": {"$lte": now}},
+            ]
+        }
+        for _ in range(3):
+            doc = await self.deliveries.find_one(due)
+            if doc is None:
+                return None
+            leased = {"state": str(DeliveryState.DELIVERING), "lease_until": now + lease}
+            result = await self.deliveries.update_one(
+                {"_id": doc["_id"], "state": doc["state"], "lease_until": doc.get("lease_until")},
+                {"$set": leased},
+            )
+            if result.modified_count == 1:
+                return _delivery({**doc, **leased})
+        return None
 
     async def attempted(self, delivery_id: str, error: str | None) -> None:
         await self.deliveries.update_one(
@@ -99,9 +109,8 @@ class DeliveryStore:
 
     async def replay(self, tenant: str, delivery_id: str, now: datetime) -> Delivery | None:
         """A failed delivery goes back to pending with a fresh count of attempts."""
-        doc = await self.deliveries.find_one_and_update(
+        result = await self.deliveries.update_one(
             {"_id": delivery_id, "tenant": tenant, "state": str(DeliveryState.FAILED)},
             {"$set": {"state": str(DeliveryState.PENDING), "attempts": 0, "next_at": now}},
-            return_document=ReturnDocument.AFTER,
         )
-        return _delivery(doc) if doc else None
+        return await self.get(tenant, delivery_id) if result.modified_count == 1 else None

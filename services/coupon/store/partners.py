@@ -4,14 +4,15 @@ profile (webhook address, secret version, request rate).
 
 Races are settled by keys and conditional decrements: a direct issue is counted by
 inserting its reference key (the second insert of one reference fails), a quota or an
-offer is taken from with `$inc` on what is left, filtered on enough being left."""
+offer is taken from with `$inc` on what is left, filtered on enough being left. Always
+`update_one` then a read, never `find_one_and_update`: the embedded store answers that in
+time proportional to the collection's size."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -92,13 +93,14 @@ class PartnerStore:
     ) -> Quota | None:
         """Take `units` from what is left of the quota (`codes_left` or `issues_left`);
         None when not that many are left."""
-        doc = await self.quotas.find_one_and_update(
-            {"_id": quota_id(tenant, batch_id, partner_id), field: {"$gte": units}},
-            {"$inc": {field: -units}},
-            session=session,
-            return_document=ReturnDocument.AFTER,
+        _id = quota_id(tenant, batch_id, partner_id)
+        result = await self.quotas.update_one(
+            {"_id": _id, field: {"$gte": units}}, {"$inc": {field: -units}}, session=session
         )
-        return Quota.model_validate(doc) if doc else None
+        if result.modified_count != 1:
+            return None
+        doc = await self.quotas.find_one({"_id": _id}, session=session)
+        return Quota.model_validate(doc)
 
     async def put_back(
         self, tenant: str, batch_id: str, partner_id: str, field: str, units: int,
@@ -162,13 +164,14 @@ class PartnerStore:
     ) -> PartnerOffer | None:
         """One unit of the offer; None when none is left. The unit's number is
         `total - left` after the take."""
-        doc = await self.offers.find_one_and_update(
+        result = await self.offers.update_one(
             {"_id": offer_id, "tenant": tenant, "left": {"$gte": 1}},
             {"$inc": {"left": -1}},
             session=session,
-            return_document=ReturnDocument.AFTER,
         )
-        return PartnerOffer.model_validate(_without_id(doc)) if doc else None
+        if result.modified_count != 1:
+            return None
+        return await self.offer(tenant, offer_id, session)
 
     async def offer_code(
         self, offer_id: str, number: int, session: AsyncClientSession
@@ -219,19 +222,13 @@ class PartnerStore:
             update["$inc"] = {"secret_version": 1}
         else:
             update["$setOnInsert"] = {"secret_version": 1}
-        doc = await self.profiles.find_one_and_update(
-            {"_id": f"{tenant}:{partner_id}"},
-            update,
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None
-        return doc
+        await self.profiles.update_one({"_id": f"{tenant}:{partner_id}"}, update, upsert=True)
+        return await self.profile(tenant, partner_id)
 
     async def set_rate(
         self, tenant: str, partner_id: str, per_second: int | None, now: datetime
     ) -> Document:
-        doc = await self.profiles.find_one_and_update(
+        await self.profiles.update_one(
             {"_id": f"{tenant}:{partner_id}"},
             {
                 "$set": {
@@ -243,7 +240,5 @@ class PartnerStore:
                 "$setOnInsert": {"secret_version": 1},
             },
             upsert=True,
-            return_document=ReturnDocument.AFTER,
         )
-        assert doc is not None
-        return doc
+        return await self.profile(tenant, partner_id)
