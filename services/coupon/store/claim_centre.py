@@ -47,13 +47,14 @@ class ClaimCentreStore:
         held: dict[str, list[datetime]] = {b: [] for b in batch_ids}
         if not batch_ids:
             return held
-        query = {
-            "tenant": tenant,
-            "customer_id": customer_id,
-            "batch_id": {"$in": batch_ids},
-            "channel": {"$ne": RETURN_CHANNEL},  # outside the per-customer slots
-        }
-        docs = await self.coupons.find(query, {"batch_id": 1, "claimed_at": 1}).to_list()
+        # Only the index's fields in the filter: the embedded store scans the whole
+        # collection once a filter names a field its index lacks. A customer holds few.
+        docs = await self.coupons.find(
+            {"tenant": tenant, "customer_id": customer_id},
+            {"batch_id": 1, "claimed_at": 1, "channel": 1},
+        ).to_list()
         for d in docs:
-            held[d["batch_id"]].append(d["claimed_at"])
+            # Return coupons are issued for an order, outside the per-customer slots.
+            if d["batch_id"] in held and d.get("channel") != RETURN_CHANNEL:
+                held[d["batch_id"]].append(d["claimed_at"])
         return held

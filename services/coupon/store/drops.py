@@ -71,11 +71,11 @@ class DropStore:
         return items[: page.limit], next_cursor([{"id": r.id} for r in items], page.limit, "id")
 
     async def live(self, tenant: str, now: datetime) -> list[DropRule]:
-        """Enabled rules whose active window has not ended."""
-        docs = await self.rules.find(
-            {"tenant": tenant, "enabled": True, "active_until": {"$gt": now}}
-        ).to_list(MAX_RULES)
-        return [_rule(d) for d in docs]
+        """Enabled rules whose active window has not ended. Filtered here, not in the
+        query: the embedded store scans the collection for a filter its index lacks."""
+        docs = await self.rules.find({"tenant": tenant}).sort("_id", -1).to_list(MAX_RULES)
+        rules = [_rule(d) for d in docs]
+        return [r for r in rules if r.enabled and r.active_until > now]
 
     # ------------------------------------------------------------------ drops
 
@@ -84,11 +84,15 @@ class DropStore:
     ) -> dict[str, list[datetime]]:
         """When each of these rules dropped a coupon for the customer (one read)."""
         found: dict[str, list[datetime]] = {r: [] for r in rule_ids}
+        # Only the index's fields in the filter: the embedded store scans the whole
+        # collection once a filter names a field its index lacks. A customer holds few.
         docs = await self.coupons.find(
-            {"tenant": tenant, "customer_id": customer_id, "channel": CHANNEL},
-            {"reference": 1, "claimed_at": 1},
+            {"tenant": tenant, "customer_id": customer_id},
+            {"reference": 1, "claimed_at": 1, "channel": 1},
         ).to_list()
         for d in docs:
+            if d.get("channel") != CHANNEL:
+                continue
             rule_id = rule_of(d.get("reference") or "")
             if rule_id in found:
                 found[rule_id].append(d["claimed_at"])
