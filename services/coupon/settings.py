@@ -60,6 +60,10 @@ class CouponSettings(ServiceSettings):
     lease_heartbeat_seconds: float = 2.0
     lease_ttl_seconds: float = 15.0
     lease_sweep_seconds: float = 5.0
+    #: After a campaign ends, its reservation is held per bucket of this many seconds of
+    #: its coupons' expiry, and released by a sweep every `hold_sweep_seconds`.
+    hold_bucket_seconds: int = 300
+    hold_sweep_seconds: float = 30.0
 
     # --- channels (issue 7): claim centre, on-site drops, targeted issues
     #: How long a replica serves a tenant's open batches (claim centre) and active drop

@@ -45,6 +45,7 @@ async def _campaigns(runtime: RuntimeDep) -> CampaignService:
         BatchStore(db),
         CouponStore(db),
         parts.policies(runtime),
+        parts.holding(db, settings_of(runtime)),
     )
 
 

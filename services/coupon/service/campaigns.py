@@ -10,7 +10,8 @@ loser runs again against what the winner left."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
 
 from contracts.coupon import CampaignApproved, CampaignEnded
 from servicekit.clock import utcnow
@@ -22,7 +23,9 @@ from services.coupon.domain import campaigns as rules
 from services.coupon.domain.batches import check_campaign_batches
 from services.coupon.domain.budgets import Movement
 from services.coupon.domain.campaigns import Campaign, CampaignDraft, CampaignState, Step
+from services.coupon.domain.holds import still_may_cost
 from services.coupon.service.budgets import raise_alerts
+from services.coupon.service.holds import Holding
 from services.coupon.service.policies import PolicyBook
 from services.coupon.store.batches import Batch, BatchState, BatchStore
 from services.coupon.store.budgets import BudgetStore
@@ -39,6 +42,7 @@ class CampaignService:
         batches: BatchStore,
         coupons: CouponStore,
         policies: PolicyBook,
+        holding: Holding,
     ) -> None:
         self.uow = uow
         self.campaigns = campaigns
@@ -47,6 +51,8 @@ class CampaignService:
         self.coupons = coupons
         #: Tenants' policies: the margin rules each tenant's batches are checked against.
         self.policies = policies
+        #: What an ended campaign still holds, by when its coupons stop costing anything.
+        self.holding = holding
 
     async def draft(self, tenant: str, draft: CampaignDraft, actor: Actor) -> Campaign:
         check_campaign_batches(draft.batches, (await self.policies.of(tenant)).margin)
@@ -152,10 +158,16 @@ class CampaignService:
     async def _end(
         self, tx: Tx, tenant: str, campaign: Campaign, actor: Actor, now: datetime
     ) -> Campaign:
-        """Claiming stops; what is not held for coupons still usable goes back to the budget."""
+        """Claiming stops; the reservation keeps only what the coupons still usable may
+        cost, held per expiry bucket and released as those pass (service/holds.py); the
+        rest goes back to the budget now."""
         await self.batches.set_state(tenant, campaign.id, BatchState.ENDED, tx.session)
-        held = await self._still_held(tenant, campaign, now)
+        holds = await self._still_held(tx, tenant, campaign, now)
+        held = sum(holds.values())
         release = max(0, campaign.reserved - held)
+        if held > campaign.reserved:  # never hold more than is reserved
+            holds = _scaled_down(holds, campaign.reserved)
+        await self.holding.store.open(tenant, campaign.id, campaign.budget_id, holds, tx.session)
         if release:
             await self.budgets.move(
                 tenant,
@@ -182,19 +194,35 @@ class CampaignService:
             }
         )
 
-    async def _still_held(self, tenant: str, campaign: Campaign, now: datetime) -> int:
-        """The most the campaign's outstanding coupons (and the coupons that return coupons
-        may still issue) can cost."""
-        held = 0
+    async def _still_held(
+        self, tx: Tx, tenant: str, campaign: Campaign, now: datetime
+    ) -> dict[datetime, int]:
+        """What the campaign's coupons may still cost, by when they stop (one scan of the
+        coupons still valid, or valid within the lock time)."""
         specs = {s.key: s for s in campaign.batches}
-        for key, batch_id in campaign.batch_ids.items():
-            spec = specs[key]
-            outstanding = await self.coupons.outstanding(tenant, batch_id, now)
-            value = spec.discount.max_value()
-            if spec.discount.follow_up_batch:
-                value += specs[spec.discount.follow_up_batch].discount.max_value()
-            held += outstanding * value
-        return held
+        by_batch = {batch_id: specs[key] for key, batch_id in campaign.batch_ids.items()}
+        lock = self.holding.lock_seconds
+        since = now - timedelta(seconds=lock)
+        coupons = await self.coupons.valid_since(tenant, list(by_batch), since, tx.session)
+        holds: dict[datetime, int] = defaultdict(int)
+        for coupon in coupons:
+            spec = by_batch[coupon.batch_id]
+            follow = specs.get(spec.discount.follow_up_batch or "")
+            worth = still_may_cost(coupon, spec, follow, now, lock)
+            if worth:
+                holds[self.holding.until(coupon)] += worth
+        return dict(holds)
+
+
+def _scaled_down(holds: dict[datetime, int], most: int) -> dict[datetime, int]:
+    """Holds cut (latest first) to add up to `most`: a reservation short of its coupons'
+    worth (issued meanwhile) holds what it has, and late uses reserve the rest."""
+    kept: dict[datetime, int] = {}
+    left = most
+    for until in sorted(holds):
+        kept[until] = min(holds[until], left)
+        left -= kept[until]
+    return kept
 
 
 def _make_batches(tenant: str, campaign: Campaign, now: datetime) -> list[Batch]:

@@ -18,6 +18,7 @@ from services.coupon.domain.batches import MarginPolicy
 from services.coupon.events.alerts_stream import run_reader  # monitoring-and-alerts part
 from services.coupon.service.alert_evaluator import run_evaluator  # monitoring-and-alerts part
 from services.coupon.service.claims import ClaimDesk
+from services.coupon.service.holds import Holding, release_due_holds
 from services.coupon.service.partner_webhooks import send_webhooks  # codes-and-partners part
 from services.coupon.service.policies import PolicyBook
 from services.coupon.service.rate_limits import RateLimiter
@@ -28,6 +29,7 @@ from services.coupon.store.budgets import BudgetStore
 from services.coupon.store.campaigns import CampaignStore
 from services.coupon.store.coupons import CouponStore
 from services.coupon.store.customers import CustomerOrdersStore
+from services.coupon.store.holds import HoldStore
 from services.coupon.store.policies import PolicyStore
 from services.coupon.store.rate_windows import RateWindowStore, sweep_expired
 
@@ -76,8 +78,14 @@ def redemption_on(
             policies=book or PolicyBook(PolicyStore(db), settings),
             lock_seconds=settings.lock_seconds,
             rng=random.SystemRandom(),
+            holding=holding(db, settings),
         )
     )
+
+
+def holding(db: AsyncDatabase[Document], settings: CouponSettings) -> Holding:
+    """Ended campaigns' holds, with the times that say how long a coupon can still cost."""
+    return Holding(HoldStore(db), settings.lock_seconds, settings.hold_bucket_seconds)
 
 
 def install(runtime: Runtime) -> ClaimDesk:
@@ -150,12 +158,26 @@ async def _sweep_leases(runtime: Runtime) -> None:
         await asyncio.sleep(settings.lease_sweep_seconds)
 
 
+async def _sweep_holds(runtime: Runtime) -> None:
+    """Ended campaigns' reservations go back to their budgets as their coupons expire."""
+    settings = runtime.settings
+    assert isinstance(settings, CouponSettings)
+    db = runtime.db
+    while True:
+        try:
+            await release_due_holds(runtime.uow, HoldStore(db), BudgetStore(db), CampaignStore(db))
+        except Exception:
+            log.exception("hold sweep failed; the next round retries")
+        await asyncio.sleep(settings.hold_sweep_seconds)
+
+
 WORKERS = [
     Worker("claim-desk", _hold_parts),
     Worker("lock-sweep", _sweep_locks),
     Worker("rate-window-sweep", _sweep_rate_windows),
     Worker("lease-heartbeat", _beat),
     Worker("lease-sweep", _sweep_leases),
+    Worker("hold-sweep", _sweep_holds),
 ]
 WORKERS.append(Worker("partner-webhooks", send_webhooks))  # codes-and-partners part
 WORKERS += [  # monitoring-and-alerts part (issue 7): the broker reader and the evaluator

@@ -24,6 +24,7 @@ from servicekit.unit_of_work import Tx, UnitOfWork
 from services.coupon.domain import checkout
 from services.coupon.domain.batches import DiscountKind, ScopeKind
 from services.coupon.domain.budgets import Movement
+from services.coupon.domain.campaigns import Campaign, CampaignState
 from services.coupon.domain.checkout import NotApplicable, Offer, OrderDraft
 from services.coupon.domain.coupons import Coupon, CouponState
 from services.coupon.domain.policy import TenantPolicy
@@ -34,6 +35,7 @@ from services.coupon.domain.refunds import (
     wholly_refunded,
 )
 from services.coupon.service.claims import claimed_event, new_coupon
+from services.coupon.service.holds import Holding
 from services.coupon.service.policies import PolicyBook
 from services.coupon.store.batches import Batch, BatchStore
 from services.coupon.store.budgets import BudgetStore
@@ -86,6 +88,8 @@ class Checkout:
     policies: PolicyBook
     lock_seconds: int
     rng: random.Random
+    #: Ended campaigns' holds: a coupon's use or return moves its hold with the reservation.
+    holding: Holding
 
 
 class RedemptionService:
@@ -251,7 +255,7 @@ class RedemptionService:
         if used is None:
             raise Conflict("the coupon is no longer held for this order", code="coupon_not_locked")
         await self.p.coupons.relink_order(tenant, order_id, used.id, None, tx.session)
-        await self._charge(tx, tenant, used, Movement.CONSUME, discount)
+        await self._charge(tx, tenant, used, Movement.CONSUME, discount, held=True)
         await tx.emit(
             CouponRedeemed(
                 coupon_id=used.id,
@@ -275,13 +279,19 @@ class RedemptionService:
         movement: Movement,
         amount: int,
         note: str | None = None,
+        *,
+        held: bool = False,
     ) -> None:
         """Move `amount` between the campaign's reservation and what it consumed (CONSUME,
-        RESTORE), or from its reservation back to the budget (RELEASE)."""
+        RESTORE), or from its reservation back to the budget (RELEASE). `held`: the amount
+        is (or becomes) the coupon's own reservation, which an ended campaign holds per
+        expiry bucket."""
         if amount <= 0:
             return
         campaign = await self.p.campaigns.get(tenant, coupon.campaign_id, tx.session)
         assert campaign is not None
+        if held and campaign.state == CampaignState.ENDED:
+            await self._move_hold(tx, tenant, campaign, coupon, movement, amount)
         moved = await self.p.budgets.move(
             tenant,
             campaign.budget_id,
@@ -298,8 +308,38 @@ class RedemptionService:
             )
         await self.p.campaigns.draw(tenant, campaign.id, DRAWS[movement](amount), tx.session)
 
+    async def _move_hold(
+        self,
+        tx: Tx,
+        tenant: str,
+        campaign: Campaign,
+        coupon: Coupon,
+        movement: Movement,
+        amount: int,
+    ) -> None:
+        """After the end, a restore adds to the coupon's hold and a use takes from it. A
+        use no hold covers (paid long after its lock lapsed, or issued as the campaign
+        ended) is reserved again from the budget first, with its own ledger entry."""
+        until = self.p.holding.until(coupon)
+        store = self.p.holding.store
+        if movement == Movement.RESTORE:
+            await store.add(tenant, campaign.id, campaign.budget_id, {until: amount}, tx.session)
+            return
+        if await store.take(tenant, campaign.id, until, amount, tx.session):
+            return
+        reserved = await self.p.budgets.move(
+            tenant, campaign.budget_id, Movement.RESERVE, amount, tx.session,
+            campaign_id=campaign.id, coupon_id=coupon.id,
+            note="used after its campaign's reservation was released",
+        )  # fmt: skip
+        if reserved is None:
+            raise Conflict("the budget no longer covers this coupon", code="budget_exceeded")
+        await self.p.campaigns.draw(tenant, campaign.id, {"reserved": amount}, tx.session)
+
     async def _return_coupon(self, tx: Tx, tenant: str, used: Coupon, now: datetime) -> None:
-        """满返: a return coupon's paid order issues the follow-up batch's coupon."""
+        """满返: a return coupon's paid order issues the follow-up batch's coupon. After
+        the campaign ended, the follow-up's worth moves from the return coupon's hold to
+        its own (none left: no follow-up)."""
         batch = await self.p.batches.get(tenant, used.batch_id, tx.session)
         assert batch is not None
         if batch.spec.discount.kind != DiscountKind.RETURN or batch.follow_up_batch_id is None:
@@ -312,6 +352,16 @@ class RedemptionService:
         coupon = new_coupon(
             follow, reference, used.customer_id, "order_return", reference, now, self.p.rng
         )
+        campaign = await self.p.campaigns.get(tenant, used.campaign_id, tx.session)
+        if campaign is not None and campaign.state == CampaignState.ENDED:
+            worth, store = follow.spec.discount.max_value(), self.p.holding.store
+            if not await store.take(
+                tenant, campaign.id, self.p.holding.until(used), worth, tx.session
+            ):
+                await self.p.batches.put_back_one(tenant, follow.id, tx.session)
+                return
+            until = self.p.holding.until(coupon)
+            await store.add(tenant, campaign.id, campaign.budget_id, {until: worth}, tx.session)
         await self.p.coupons.insert_one(coupon_doc(tenant, coupon), tx.session)
         await tx.emit(claimed_event(coupon), tenant=tenant)
 
@@ -378,8 +428,9 @@ class RedemptionService:
         if kept is None:
             return RefundAnswer(coupon=coupon, restored=False, reason="no_coupon_used")
         note = _refund_note(refund, order_id)
-        await self._charge(tx, tenant, coupon, Movement.RESTORE, back, note)
-        if not may_return:  # nothing can cost it any more: back to the budget
+        # What may come back with the coupon stays its reservation; else back to the budget.
+        await self._charge(tx, tenant, coupon, Movement.RESTORE, back, note, held=may_return)
+        if not may_return:
             await self._charge(tx, tenant, coupon, Movement.RELEASE, back, note)
         reason = (
             "partly_refunded"
@@ -438,7 +489,8 @@ class RedemptionService:
         if restored is None:
             return RefundAnswer(coupon=coupon, restored=False, reason="no_coupon_used")
         await self.p.coupons.unlink_order(tenant, order_id, tx.session)
-        await self._charge(tx, tenant, coupon, Movement.RESTORE, back, f"order {order_id} refunded")
+        note = f"order {order_id} refunded"
+        await self._charge(tx, tenant, coupon, Movement.RESTORE, back, note, held=True)
         await tx.emit(
             CouponRestored(
                 coupon_id=coupon.id,

@@ -13,6 +13,7 @@ from services.coupon.store import (
     coupons,
     customers,
     drops,  # channels part (issue 7)
+    holds,  # core part (issue 6)
     leases,  # core part (issue 6)
     partner_webhooks,  # codes-and-partners part
     partners,  # codes-and-partners part
@@ -33,7 +34,7 @@ INDEXES += [*compensation.INDEXES, *subsidies.INDEXES]  # compensation-and-subsi
 INDEXES += [*codes.INDEXES, *partners.INDEXES, *partner_webhooks.INDEXES]  # codes-and-partners part
 INDEXES += [*claim_centre.INDEXES, *drops.INDEXES, *JOB_INDEXES]  # channels part (issue 7)
 INDEXES += [*alerts.INDEXES, *stats.INDEXES]  # monitoring-and-alerts part (issue 7)
-INDEXES += leases.INDEXES  # core part (issue 6)
+INDEXES += [*leases.INDEXES, *holds.INDEXES]  # core part (issue 6)
 from services.coupon.store.expiry_notices import INDEXES as EXPIRY_NOTICES  # noqa: E402
 
 INDEXES += EXPIRY_NOTICES  # reach part (issue 8): coupons about to expire

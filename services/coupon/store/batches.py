@@ -86,3 +86,9 @@ class BatchStore:
             session=session,
         )
         return result.modified_count == 1
+
+    async def put_back_one(self, tenant: str, batch_id: str, session: AsyncClientSession) -> None:
+        """Undo `take_one` (the unit was not issued after all)."""
+        await self.batches.update_one(
+            {"_id": batch_id, "tenant": tenant}, {"$inc": {"unleased": 1}}, session=session
+        )

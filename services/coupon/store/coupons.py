@@ -197,6 +197,16 @@ class CouponStore:
             }
         )
 
+    async def valid_since(
+        self, tenant: str, batch_ids: list[str], since: datetime, session: AsyncClientSession
+    ) -> list[Coupon]:
+        """The batches' coupons valid after `since` (a scan: when a campaign ends)."""
+        docs = await self.coupons.find(
+            {"tenant": tenant, "batch_id": {"$in": batch_ids}, "valid_until": {"$gt": since}},
+            session=session,
+        ).to_list()
+        return [coupon(d) for d in docs]
+
     # ----------------------------------------------------------------- changing
 
     async def change(
