@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -24,6 +25,11 @@ from tests.coupon.support import (
 )
 
 APPROVER = {"X-Actor-Id": "ops-1", "X-Actor-Roles": "budget_approver"}
+
+
+@pytest.fixture(scope="module")
+def overrides() -> dict[str, Any]:
+    return {"consumer_groups": set()}  # no order events here: skip the consumers' start
 
 
 @pytest.fixture

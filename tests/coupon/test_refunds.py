@@ -8,8 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.coupon.support import batch_spec, claim, ok, running_batches
+
+
+@pytest.fixture(scope="module")
+def overrides() -> dict[str, Any]:
+    return {"consumer_groups": set()}  # refunds by API here (events: test_redemption.py)
 
 
 def order(order_id: str) -> dict[str, Any]:
