@@ -16,7 +16,7 @@ from services.reach.api.deps import ReachDep
 from services.reach.domain.staff import Contact, Team
 
 router = APIRouter(tags=["teams"])
-TeamId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+TeamId = Annotated[str, Path(pattern=r"^[\w.-]{1,64}$")]  # a budget owner may be 华东区
 
 
 class TeamContacts(BaseModel):
