@@ -460,7 +460,7 @@ async def test_a_coupon_alert_is_told_to_the_owning_teams_staff_once(
     ops = {"contacts": [{"kind": "email", "address": "ops@brand.example"}]}
     assert (await api.put("/teams/ops/contacts", json=ops, headers=admin)).status_code == 200
     assert [t["team"] for t in (await api.get("/teams")).json()] == ["growth", "ops"]
-    # A budget's owner (the alert's team) may be named in Chinese; a slash is no name.
+    # A budget's owner (the alert's team) may be named in Chinese; a space is no part of a name.
     assert (await api.put("/teams/华东区/contacts", json=ops, headers=admin)).status_code == 200
     assert (await api.put("/teams/a b/contacts", json=ops, headers=admin)).status_code == 422
     # Staff notices are service messages: quiet hours all day and no caps change nothing,
