@@ -38,6 +38,22 @@ def make_consumer(
     )
 
 
+def make_reader(
+    settings: InfraSettings, *, client_id: str, fetch_max_wait_ms: int = 500
+) -> AIOKafkaConsumer:
+    """A consumer outside any group, for partitions assigned by hand (a live view that
+    follows a topic from where it is told to start): it joins nothing, so it is ready at
+    once, and it commits nothing."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
+
+
 async def ensure_topics(
     settings: InfraSettings, topics: list[str], *, partitions: int, replication: int
 ) -> None:

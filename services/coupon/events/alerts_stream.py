@@ -28,6 +28,7 @@ from contracts.coupon import (
     CampaignEnded,
     CouponClaimed,
 )
+from servicekit.kafka import make_reader
 from servicekit.runtime import Runtime
 from services.coupon.service.alert_evaluator import AlertSignals, monitoring
 from services.coupon.service.alert_hub import AlertHub, StreamEvent
@@ -72,11 +73,9 @@ class CouponTopicReader:
 
     def _consumer(self) -> AIOKafkaConsumer:
         settings = self.runtime.settings
-        return AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+        return make_reader(
+            settings,
             client_id=f"{settings.service_name}-alert-stream",
-            group_id=None,
-            enable_auto_commit=False,
             fetch_max_wait_ms=FETCH_WAIT_MS,
         )
 
