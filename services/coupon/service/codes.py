@@ -4,8 +4,9 @@ A lot is made in one request: codes are drawn from the OS's randomness in chunks
 event loop), each chunk's digests written with one `insert_many`, and the plain codes are
 answered once and kept nowhere. A redemption
 1. refuses a mistyped code (check symbol) without asking the store;
-2. refuses a customer who has failed too often in the current window (429);
-3. looks the code up by its digest and takes it with one conditional update, so two
+2. refuses a customer who has failed too often in the current window (429), reading the
+   window while it
+3. looks the code up by its digest; then takes it with one conditional update, so two
    customers racing for one code cannot both have it;
 4. issues through the claim desk with the code as the grant reference (channel
    `redeem_code`, or `partner:<id>` for a partner's codes): stock, limits and idempotency
@@ -99,16 +100,22 @@ class CodeDesk:
                 code="code_mistyped",
             ) from None
         limit = self._failure_limit(customer_id)
-        await self._refuse_guessers(tenant, limit)
-        found = await self._take(tenant, digest(self.key, tenant, code), customer_id)
+        key = digest(self.key, tenant, code)
+        # The window and the code are read together; a guesser over the limit is refused
+        # whatever the code, so a lucky guess past the limit is never confirmed.
+        _, stored = await asyncio.gather(
+            self._refuse_guessers(tenant, limit), self.store.get(tenant, key)
+        )
+        found = await self._take(tenant, key, customer_id, stored)
         if found is None:
             await self._failed(tenant, limit)
         return await self._issue(tenant, customer_id, found)
 
-    async def _take(self, tenant: str, key: str, customer_id: str) -> RedeemCode | None:
-        """The code, taken by this customer now or before; None when it does not exist or
-        another customer has it."""
-        found = await self.store.get(tenant, key)
+    async def _take(
+        self, tenant: str, key: str, customer_id: str, found: RedeemCode | None
+    ) -> RedeemCode | None:
+        """The code (`found` as read), taken by this customer now or before; None when it
+        does not exist or another customer has it."""
         if found is None or found.customer_id == customer_id:
             return found
         if found.customer_id is not None:
