@@ -6,9 +6,14 @@ so ops are not paged by noise), acknowledged by someone, and resolved when the c
 clears (or by hand). Everything here is pure: the evaluator reads, asks these rules, and
 writes what they decide.
 
-- budget: the committed share of a budget reached its highest alert threshold (its
-  remaining is at or below the line). While raised, new approvals and issuing under it
-  are blocked, until a top-up lifts the remaining above the line.
+- budget: the committed share of a budget (allocated, reserved and consumed) reached its
+  highest alert threshold: its remaining is at or below the line. While raised, new
+  campaign approvals under it are blocked. Issuing (claims, grants, every channel) is
+  blocked only while the CONSUMED share (used coupons' subsidy) has reached that threshold
+  too: a reservation is what funds its campaign's coupons, so the approval that commits
+  the budget past its line must not stop that very campaign from issuing. Both blocks last
+  until a top-up lifts the budget back above the line (or, for issuing, lifts
+  `amount - consumed` above it).
 - stock: at the batch's recent issuing rate its stock runs out before its claim window
   ends (or already has).
 - efficiency: a merchant or product that got subsidy grew its GMV no more than comparable
@@ -60,6 +65,8 @@ class Finding(BaseModel):
     measures: dict[str, float]
     budget_id: str | None = None
     owner: str | None = None
+    #: Budget alerts: whether issuing is blocked too (not only approvals); None otherwise.
+    blocks_issuing: bool | None = None
 
     @property
     def key(self) -> str:
@@ -82,6 +89,9 @@ class Alert(BaseModel):
     measures: dict[str, float]
     budget_id: str | None = None
     owner: str | None = None
+    #: Budget alerts: whether issuing is blocked too. None on other kinds, and on budget
+    #: alerts raised before the two blocks were told apart (their next update sets it).
+    blocks_issuing: bool | None = None
     state: AlertState
     raised_at: datetime
     updated_at: datetime
@@ -107,15 +117,15 @@ def raised(alert_id: str, finding: Finding, now: datetime) -> Alert:
 class UpdatePolicy:
     """When an open alert's measures are worth an update: at least `min_seconds` after the
     last one, and some measure moved by at least `min_change_percent` of its old value (or
-    the severity changed, which always counts)."""
+    the severity or the issuing block changed, which always counts)."""
 
     min_seconds: float = 10.0
     min_change_percent: float = 10.0
 
 
 def worth_update(alert: Alert, finding: Finding, now: datetime, policy: UpdatePolicy) -> bool:
-    if finding.severity != alert.severity:
-        return True
+    if finding.severity != alert.severity or finding.blocks_issuing != alert.blocks_issuing:
+        return True  # what ops are told, or what is blocked, changed: at once
     if now - alert.updated_at < timedelta(seconds=policy.min_seconds):
         return False
     return any(
@@ -136,22 +146,50 @@ def _moved(old: float | None, new: float, percent: float) -> bool:
 
 
 def budget_line(budget: Budget) -> int:
-    """The remaining amount at or below which the budget alert holds: what is left once the
-    committed share reaches the budget's highest alert threshold."""
+    """The amount at or below which the budget alert holds: what is left once the committed
+    share reaches the budget's highest alert threshold."""
     top = max(budget.alert_thresholds, default=100)
     return budget.amount * (100 - top) // 100
 
 
+def _watched(budget: Budget, now: datetime) -> bool:
+    """Thresholds set and the period not over: an ended budget blocks nothing."""
+    return bool(budget.alert_thresholds) and now < budget.ends_at
+
+
+def _reached(part: int, budget: Budget) -> bool:
+    """`part` of the amount is at or past the highest threshold, i.e. `amount - part` is
+    at or below the line (the same test, in integers)."""
+    return part * 100 >= max(budget.alert_thresholds) * budget.amount
+
+
+def approvals_blocked(budget: Budget, now: datetime) -> bool:
+    """No new campaign approval: the committed share reached the line (the budget alert)."""
+    return _watched(budget, now) and _reached(committed(budget), budget)
+
+
+def issuing_blocked(budget: Budget, now: datetime) -> bool:
+    """No issuing under the budget: the money actually spent on used coupons reached the
+    line (amount - consumed <= line). Reserved money does not count: it funds the coupons
+    of campaigns already approved. Implies `approvals_blocked` (consumed <= committed)."""
+    return _watched(budget, now) and _reached(budget.consumed, budget)
+
+
 def budget_finding(budget: Budget, now: datetime) -> Finding | None:
-    """The budget alert, while the committed share is at or past the highest threshold
-    (and the budget's period is not over: an ended budget blocks nothing)."""
-    if not budget.alert_thresholds or now >= budget.ends_at:
+    """The budget alert, while the committed share is at or past the highest threshold;
+    `blocks_issuing` says whether the consumed share is too."""
+    if not approvals_blocked(budget, now):
         return None
     top = max(budget.alert_thresholds)
     spent = committed(budget)
-    if spent * 100 < top * budget.amount:
-        return None
     line = budget_line(budget)
+    blocks_issuing = issuing_blocked(budget, now)
+    blocked = (
+        "new campaign approvals and issuing under this budget are blocked"
+        if blocks_issuing
+        else "new campaign approvals under this budget are blocked (its campaigns still "
+        f"issue: {budget.consumed} is consumed)"
+    )
     return Finding(
         kind=AlertKind.BUDGET,
         subject_kind="budget",
@@ -160,18 +198,20 @@ def budget_finding(budget: Budget, now: datetime) -> Finding | None:
         title=f"Budget {budget.name} is {spent * 100 // budget.amount}% committed",
         detail=(
             f"{budget.remaining} of {budget.amount} remains, at or below the alert line "
-            f"{line} ({top}% committed): new campaign approvals and issuing under this "
-            "budget are blocked until it is topped up"
+            f"{line} ({top}% committed): {blocked} until it is topped up"
         ),
         measures={
             "amount": budget.amount,
             "committed": spent,
+            "consumed": budget.consumed,
             "remaining": budget.remaining,
             "line": line,
             "committed_percent": round(spent * 100 / budget.amount, 2),
+            "consumed_percent": round(budget.consumed * 100 / budget.amount, 2),
         },
         budget_id=budget.id,
         owner=budget.owner,
+        blocks_issuing=blocks_issuing,
     )
 
 

@@ -73,7 +73,10 @@ class Budget(BaseModel):
     alerts_raised: list[int] = Field(default_factory=list)
     created_at: datetime
     target_gmv: int | None = None
-    #: Set while the budget alert is raised: no approvals, no issuing (monitoring sets it).
+    #: Set while the budget alert is raised (committed share at its line): no new campaign
+    #: approvals. Monitoring sets both flags (domain/alerts.py).
+    approvals_blocked: bool = False
+    #: Set while the consumed share is at the line too: no issuing under the budget.
     issuing_blocked: bool = False
 
 

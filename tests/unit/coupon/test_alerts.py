@@ -1,5 +1,6 @@
-"""Alert rules: the budget line, the stock projection over a recent-window rate, the
-efficiency comparison with comparable unsubsidised peers, and when an update is worth it."""
+"""Alert rules: the budget line (approvals blocked from the committed share, issuing only
+from the consumed share), the stock projection over a recent-window rate, the efficiency
+comparison with comparable unsubsidised peers, and when an update is worth it."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from services.coupon.domain.alerts import (
     StockView,
     SubjectGmv,
     UpdatePolicy,
+    approvals_blocked,
     budget_finding,
     budget_line,
     efficiency_findings,
+    issuing_blocked,
     raised,
     sell_out_at,
     stock_finding,
@@ -31,7 +34,12 @@ from services.coupon.store.stats import GmvLine, spread
 NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
 
 
-def budget(amount: int = 100_000, reserved: int = 0, thresholds: list[int] | None = None) -> Budget:
+def budget(
+    amount: int = 100_000,
+    reserved: int = 0,
+    thresholds: list[int] | None = None,
+    consumed: int = 0,
+) -> Budget:
     return Budget(
         id="bud_1",
         name="Q4",
@@ -40,7 +48,8 @@ def budget(amount: int = 100_000, reserved: int = 0, thresholds: list[int] | Non
         parent_id=None,
         amount=amount,
         reserved=reserved,
-        remaining=amount - reserved,
+        consumed=consumed,
+        remaining=amount - reserved - consumed,
         starts_at=NOW - timedelta(days=1),
         ends_at=NOW + timedelta(days=30),
         alert_thresholds=thresholds or [80, 95],
@@ -76,6 +85,53 @@ def test_the_budget_alert_holds_exactly_when_remaining_is_at_or_below_the_line(
     assert holds == (reserved * 100 >= top * amount)
     if holds:
         assert b.remaining <= budget_line(b)
+
+
+def test_a_budget_committed_past_its_line_blocks_approvals_but_issuing_only_once_spent() -> None:
+    # The approval that reserves 96% funds its own coupons: approvals stop, issuing goes on.
+    reserved = budget(reserved=96_000)
+    assert approvals_blocked(reserved, NOW) and not issuing_blocked(reserved, NOW)
+    found = budget_finding(reserved, NOW)
+    assert found is not None and found.blocks_issuing is False
+    assert "still issue" in found.detail
+    # Fully reserved, nothing used yet: still issuing.
+    assert not issuing_blocked(budget(reserved=100_000), NOW)
+    # Used coupons took 95% (amount - consumed = 5,000, the line): issuing stops too.
+    spent = budget(reserved=1_000, consumed=95_000)
+    assert issuing_blocked(spent, NOW)
+    found = budget_finding(spent, NOW)
+    assert found is not None and found.blocks_issuing is True
+    assert (found.measures["consumed"], found.measures["consumed_percent"]) == (95_000, 95.0)
+    assert not issuing_blocked(budget(reserved=5_000, consumed=94_999), NOW)
+    # A top-up lifts amount - consumed above the line; an ended budget blocks nothing.
+    assert not issuing_blocked(budget(amount=102_000, reserved=1_000, consumed=95_000), NOW)
+    assert not issuing_blocked(spent, NOW + timedelta(days=31))
+    assert not approvals_blocked(spent, NOW + timedelta(days=31))
+
+
+@given(
+    amount=st.integers(1, 10**9),
+    committed_share=st.integers(0, 100),
+    consumed_part=st.integers(0, 100),
+    top=st.integers(1, 100),
+)
+def test_approvals_block_on_the_committed_share_and_issuing_on_the_consumed_share(
+    amount: int, committed_share: int, consumed_part: int, top: int
+) -> None:
+    committed = amount * committed_share // 100
+    consumed = committed * consumed_part // 100
+    b = budget(amount, reserved=committed - consumed, thresholds=[top], consumed=consumed)
+    line = budget_line(b)
+    assert approvals_blocked(b, NOW) == (b.remaining <= line)
+    assert issuing_blocked(b, NOW) == (amount - consumed <= line)
+    if issuing_blocked(b, NOW):
+        assert approvals_blocked(b, NOW)  # issuing never blocks without the alert
+    found = budget_finding(b, NOW)
+    assert (found is not None) == approvals_blocked(b, NOW)
+    if found is not None:
+        assert found.blocks_issuing == issuing_blocked(b, NOW)
+    unspent = budget(amount, reserved=committed, thresholds=[top])
+    assert not issuing_blocked(unspent, NOW)  # reserved, however much, never blocks issuing
 
 
 def test_the_recent_rate_counts_claims_in_the_window_only() -> None:
@@ -190,6 +246,20 @@ def test_an_update_needs_time_and_a_real_move() -> None:
     assert not worth_update(alert, nudged, later, policy)  # trivial change
     critical = finding.model_copy(update={"severity": Severity.CRITICAL})
     assert worth_update(alert, critical, NOW, policy)  # severity always counts
+
+
+def test_a_budget_alert_is_updated_at_once_when_its_issuing_block_changes() -> None:
+    reserved = budget_finding(budget(reserved=96_000), NOW)
+    spent = budget_finding(budget(reserved=1_000, consumed=95_000), NOW)
+    assert reserved is not None and spent is not None
+    alert = raised("alr_1", reserved, NOW)
+    assert alert.blocks_issuing is False
+    policy = UpdatePolicy(min_seconds=10, min_change_percent=10)
+    assert worth_update(alert, spent, NOW, policy)  # not held back by min_seconds
+    assert not worth_update(alert, reserved, NOW + timedelta(seconds=60), policy)
+    # A budget alert stored before the two blocks were told apart gets its block set.
+    legacy = alert.model_copy(update={"blocks_issuing": None})
+    assert worth_update(legacy, reserved, NOW, policy)
 
 
 @given(
