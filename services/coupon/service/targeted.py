@@ -1,13 +1,14 @@
 """Targeted issue (定向投放): a batch issued to every member of a tagging segment, as a job
 with progress.
 
-The job reads the segment's members page by page (customer id order, from the tagging
-service) and issues the page through the claim desk in one go (one claim round, so one
-transaction and one `insert_many` per page), with channel `targeted` and the reference
+The job reads the segment's members in customer id order from the tagging service, a claim
+round's worth at a time (`claim_flush_size`, in pages of `targeted_page_size`), and issues
+them through the claim desk in one go (one transaction and one `insert_many` per group)
+while the next group is read, with channel `targeted` and the reference
 `targeted:{issue_id}:{customer_id}`. Stock and per-customer limits apply as to any grant;
-members refused are counted by reason. After each page the checkpoint records the cursor
+members refused are counted by reason. After each group the checkpoint records the cursor
 and the tally; a job resumed after a crash or a restart starts from it, and the members of
-the page that was under way are issued again with the same references, which answer the
+the group that was under way are issued again with the same references, which answer the
 coupons already made instead of new ones: nobody gets two, and the tally stays exact."""
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from servicekit.jobs import Job, JobContext, JobHandler, submit
 from servicekit.runtime import Runtime
 from services.coupon.service import channels
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
-from services.coupon.service.segments import TaggingUnavailable
+from services.coupon.service.segments import SegmentMembers, TaggingUnavailable
 from services.coupon.store.batches import BatchState
 
 JOB_KIND = "coupon.targeted_issue"
@@ -98,32 +99,71 @@ async def start(
 
 
 async def run(ctx: JobContext) -> dict[str, Any]:
-    """The job: page by page from the checkpoint until the last page or a cancel."""
+    """The job: a claim round's worth of members at a time, from the checkpoint until the
+    last page or a cancel; the next members are read while these are issued."""
     assert ctx.runtime is not None
     runtime = ctx.runtime
+    settings = channels.settings_of(runtime)
     members = channels.segment_members(runtime)
-    size = channels.settings_of(runtime).targeted_page_size
-    tenant, params = ctx.tenant, ctx.params
+    params = ctx.params
+
+    async def read(cursor: str | None) -> tuple[list[str], str | None]:
+        return await _read_members(
+            members, ctx.tenant, params["segment_id"], params["snapshot_id"], cursor,
+            settings.targeted_page_size, settings.claim_flush_size,
+        )  # fmt: skip
+
     tally = Tally.resumed(ctx.checkpoint)
-    while not ctx.cancelled:
-        page, cursor = await _patiently(
-            members.page, tenant, params["segment_id"], params["snapshot_id"], tally.cursor, size
-        )
-        outcomes = await _issue_page(runtime, ctx, page)
-        issued = sum(1 for o in outcomes if o is None)
-        tally.members += len(page)
-        tally.issued += issued
-        tally.refused.update(o for o in outcomes if o is not None)
-        tally.cursor = cursor
-        await ctx.progress(
-            processed=len(page),
-            succeeded=issued,
-            failed=len(page) - issued,
-            checkpoint=tally.as_checkpoint(),
-        )
-        if cursor is None:
-            break
+    reading = asyncio.ensure_future(read(tally.cursor))
+    try:
+        while not ctx.cancelled:
+            group, cursor = await reading
+            if cursor is not None:
+                reading = asyncio.ensure_future(read(cursor))
+            outcomes = await _issue_page(runtime, ctx, group)
+            await _count(ctx, tally, group, outcomes, cursor)
+            if cursor is None:
+                break
+    finally:
+        reading.cancel()
     return tally.result()
+
+
+async def _read_members(
+    members: SegmentMembers,
+    tenant: str,
+    segment_id: str,
+    snapshot_id: str | None,
+    cursor: str | None,
+    page_size: int,
+    want: int,
+) -> tuple[list[str], str | None]:
+    """Pages from `cursor` until `want` members (one claim round) or the last page."""
+    found: list[str] = []
+    while True:
+        page, cursor = await _patiently(
+            members.page, tenant, segment_id, snapshot_id, cursor, page_size
+        )
+        found += page
+        if cursor is None or len(found) >= want:
+            return found, cursor
+
+
+async def _count(
+    ctx: JobContext, tally: Tally, group: list[str], outcomes: list[str | None], cursor: str | None
+) -> None:
+    """Tally the group and checkpoint after it: every member before `cursor` is done."""
+    issued = sum(1 for o in outcomes if o is None)
+    tally.members += len(group)
+    tally.issued += issued
+    tally.refused.update(o for o in outcomes if o is not None)
+    tally.cursor = cursor
+    await ctx.progress(
+        processed=len(group),
+        succeeded=issued,
+        failed=len(group) - issued,
+        checkpoint=tally.as_checkpoint(),
+    )
 
 
 async def _patiently(
