@@ -59,6 +59,10 @@ def segment_members(runtime: Runtime) -> SegmentMembers:
 
 
 async def close(runtime: Runtime) -> None:
+    """Close what this part holds: the tagging pool, the drops' read batcher."""
     members = runtime.state.pop(MEMBERS, None)
     if members is not None:
         await members.http.aclose()
+    found = runtime.state.pop(DROPS, None)
+    if found is not None:
+        await found.stop()

@@ -4,11 +4,11 @@ when a customer logs in or opens a page.
 A check costs nothing when no live rule matches (the tenant's live rules are kept in memory
 for `drop_rules_cache_seconds`; a change made at this replica is seen at once). Otherwise it
 counts in the customer's and the channel's claim rate limits (429 beyond), reads the
-customer's earlier drops (one read) and their paid-order count when a rule's audience needs
-it, draws each matching rule with SystemRandom, and issues a win through the claim desk
-with channel `onsite_drop` and a reference naming (rule, customer, ordinal): concurrent
-checks never exceed a rule's caps, and a check repeated with the same `occasion` answers the
-same drop instead of drawing again."""
+customer's earlier drops (one read shared by the checks arriving together) and their
+paid-order count when a rule's audience needs it, draws each matching rule with
+SystemRandom, and issues a win through the claim desk with channel `onsite_drop` and a
+reference naming (rule, customer, ordinal): concurrent checks never exceed a rule's caps,
+and a check repeated with the same `occasion` answers the same drop instead of drawing again."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import logging
 import random
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -27,6 +28,7 @@ from services.coupon.domain import drops as rules
 from services.coupon.domain.coupons import Coupon
 from services.coupon.domain.drops import DropRule, DropRuleDraft, Trigger
 from services.coupon.domain.rate_limits import Limit
+from services.coupon.service.batching import Batcher
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
 from services.coupon.service.rate_limits import RateLimiter
 from services.coupon.store.drops import DropStore
@@ -59,6 +61,10 @@ class Drops:
         self.limiter = limiter
         self.ttl = ttl
         self.rng = random.SystemRandom()
+        #: Reads of customers' earlier drops, shared by the checks arriving together.
+        self._reads: Batcher[tuple[str, str], dict[str, list[datetime]]] = Batcher(
+            self._read_round, max_items=500, name="drops:earlier"
+        )
         self._cache: dict[str, tuple[float, list[DropRule]]] = {}
         self._loading: dict[str, asyncio.Future[list[DropRule]]] = {}
 
@@ -129,7 +135,7 @@ class Drops:
             paid = await self.desk.customers.paid_orders(tenant, [check.customer_id])
             matching = [r for r in matching if rules.audience_fits(r, paid[check.customer_id])]
         ids = [r.id for r in matching]
-        dropped_at = await self.store.dropped(tenant, check.customer_id, ids)
+        dropped_at = await self._reads.submit((tenant, check.customer_id))
         earlier: dict[str, str] = {}
         if check.occasion is not None:
             earlier = await self.store.remembered(tenant, check.customer_id, check.occasion, ids)
@@ -137,7 +143,7 @@ class Drops:
         tries = []
         for rule in matching:
             ref = earlier.get(rule.id) or await self._draw(
-                tenant, rule, check, dropped_at[rule.id], now, zone
+                tenant, rule, check, dropped_at.get(rule.id, []), now, zone
             )
             if ref is not None:
                 tries.append(self._drop(tenant, rule, check.customer_id, ref))
@@ -204,6 +210,19 @@ class Drops:
         live = await self.store.live(tenant, utcnow())
         self._cache[tenant] = (time.monotonic(), live)
         return live
+
+    async def _read_round(self, asks: list[tuple[str, str]]) -> list[dict[str, list[datetime]]]:
+        by_tenant: dict[str, set[str]] = defaultdict(set)
+        for tenant, customer in asks:
+            by_tenant[tenant].add(customer)
+        found = {
+            tenant: await self.store.dropped(tenant, sorted(customers))
+            for tenant, customers in by_tenant.items()
+        }
+        return [found[tenant][customer] for tenant, customer in asks]
+
+    async def stop(self) -> None:
+        await self._reads.stop()
 
     def _forget(self, tenant: str) -> None:
         self._cache.pop(tenant, None)

@@ -3,6 +3,7 @@ occasions a client named, so a retried check answers what the first one did."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,22 +81,21 @@ class DropStore:
     # ------------------------------------------------------------------ drops
 
     async def dropped(
-        self, tenant: str, customer_id: str, rule_ids: list[str]
-    ) -> dict[str, list[datetime]]:
-        """When each of these rules dropped a coupon for the customer (one read)."""
-        found: dict[str, list[datetime]] = {r: [] for r in rule_ids}
+        self, tenant: str, customers: list[str]
+    ) -> dict[str, dict[str, list[datetime]]]:
+        """When each rule dropped a coupon for each of these customers: one read for all
+        (the checks arriving together share it)."""
+        found: dict[str, dict[str, list[datetime]]] = {c: defaultdict(list) for c in customers}
         # Only the index's fields in the filter: the embedded store scans the whole
         # collection once a filter names a field its index lacks. A customer holds few.
         docs = await self.coupons.find(
-            {"tenant": tenant, "customer_id": customer_id},
-            {"reference": 1, "claimed_at": 1, "channel": 1},
+            {"tenant": tenant, "customer_id": {"$in": customers}},
+            {"customer_id": 1, "reference": 1, "claimed_at": 1, "channel": 1},
         ).to_list()
         for d in docs:
-            if d.get("channel") != CHANNEL:
-                continue
             rule_id = rule_of(d.get("reference") or "")
-            if rule_id in found:
-                found[rule_id].append(d["claimed_at"])
+            if d.get("channel") == CHANNEL and rule_id is not None:
+                found[d["customer_id"]][rule_id].append(d["claimed_at"])
         return found
 
     # -------------------------------------------------------------- occasions
