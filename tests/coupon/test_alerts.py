@@ -1,8 +1,10 @@
 """Alerts under a simulated campaign, on the real broker and store: a claim burst raises a
 stock alert, a second burst updates it, quiet clears it; a budget alert is listed,
-acknowledged (by whom), resolved by hand or by a top-up; raised once however many
-evaluators race; efficiency alerts from paid orders with and without coupons. Every step
-is published as the contract events on the coupon topic."""
+acknowledged (by whom), resolved by hand or by a top-up, and blocks new approvals while
+the campaign that committed the budget still issues; used coupons spending the budget past
+its line block issuing too, until a top-up; raised once however many evaluators race;
+efficiency alerts from paid orders with and without coupons. Every step is published as
+the contract events on the coupon topic."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 from contracts import Topic
 from services.coupon.domain import alerts as rules
 from services.coupon.service.alert_evaluator import alert_service
-from tests.coupon.orders import lock, paid, publish
+from tests.coupon.orders import checkout, lock, paid, publish
 from tests.coupon.support import (
     Service,
     batch_spec,
@@ -104,8 +106,8 @@ async def test_a_claim_burst_raises_a_stock_alert_a_second_updates_it_and_quiet_
 
 
 async def _blocked_budget(api: httpx.AsyncClient) -> tuple[dict, dict, str]:
-    """A budget whose approved campaign took it to 96% (its line is 95%), its alert, and
-    the campaign's batch."""
+    """A budget whose approved campaign took it to 96% committed (its line is 95%), its
+    alert, and the campaign's batch."""
     budget = await open_budget(api, 100_000, alert_thresholds=[80, 95])
     campaign = await draft_campaign(api, budget["id"], batch_spec(stock=96))
     for name in ("submit", "approve", "start"):
@@ -125,14 +127,17 @@ async def test_a_budget_alert_is_acknowledged_resolved_by_hand_raised_again_and_
         budget["id"],
         "growth",
     )
-    assert (await ok(api.get(f"/budgets/{budget['id']}")))["issuing_blocked"] is True
-    # Every way of issuing is blocked, grants from other services too.
+    blocked = await ok(api.get(f"/budgets/{budget['id']}"))
+    assert (blocked["approvals_blocked"], blocked["issuing_blocked"]) == (True, False)
+    assert alert["blocks_issuing"] is False and alert["measures"]["consumed"] == 0
+    # No new campaign under it; the campaign whose reservation committed it still issues.
+    other = await draft_campaign(api, budget["id"], batch_spec(stock=1))
+    await step(api, other["id"], "submit")
+    refused = await api.post(f"/campaigns/{other['id']}/approve")
+    assert (refused.status_code, refused.json()["code"]) == (409, "budget_blocked")
     grant = {"customer_id": "cus_g", "channel": "points_exchange", "reference": "x-1"}
-    refused = await eventually(
-        lambda: api.post(f"/batches/{batch_id}/grants", json=grant),
-        until=lambda r: r.status_code == 409,
-    )
-    assert refused.json()["code"] == "budget_blocked"
+    await ok(api.post(f"/batches/{batch_id}/grants", json=grant), 201)
+    await ok(claim(api, batch_id, "cus_c"), 201)
 
     async with client({"X-Actor-Id": "ops-duty"}) as ops:
         acked = await ok(ops.post(f"/alerts/{alert['id']}/acknowledge"))
@@ -151,12 +156,87 @@ async def test_a_budget_alert_is_acknowledged_resolved_by_hand_raised_again_and_
     assert second[0]["id"] != alert["id"]
     await ok(api.post(f"/budgets/{budget['id']}/top-ups", json={"amount": 10_000}))
     await eventually(lambda: alerts(api, kind="budget", state="open"), until=lambda a: a == [])
-    assert (await ok(api.get(f"/budgets/{budget['id']}")))["issuing_blocked"] is False
+    lifted = await ok(api.get(f"/budgets/{budget['id']}"))
+    assert (lifted["approvals_blocked"], lifted["issuing_blocked"]) == (False, False)
+    assert (await ok(api.post(f"/campaigns/{other['id']}/approve")))["state"] == "approved"
     resolved = await alerts(api, kind="budget", state="resolved")
     assert {a["id"] for a in resolved} == {alert["id"], second[0]["id"]}
     assert await alert_events(service, tenant, alert["id"]) == [
         "alert_raised", "alert_acknowledged", "alert_resolved"
     ]  # fmt: skip
+
+
+async def _use(api: httpx.AsyncClient, coupon: dict, order_id: str, amount: int) -> int:
+    """The customer's checkout quotes the order, locks the coupon and pays: its discount."""
+    customer = coupon["customer_id"]
+    quote = await ok(api.post(f"/customers/{customer}/quote", json=checkout(order_id, amount)))
+    assert [o["coupon_id"] for o in quote["applicable"]] == [coupon["id"]]
+    await lock(api, coupon["id"], customer, order_id, amount)
+    return int((await ok(api.post(f"/orders/{order_id}/confirm")))["discount"])
+
+
+async def test_used_coupons_spending_the_budget_past_its_line_block_issuing_until_a_top_up(
+    api: httpx.AsyncClient, service: Service, tenant: str
+) -> None:
+    budget = await open_budget(api, 100_000, alert_thresholds=[80, 95])  # line: 5,000
+    big = {"kind": "threshold", "amount": 24_000, "threshold": 100_000}  # 24% off: margin ok
+    small = {"kind": "threshold", "amount": 50, "threshold": 10_000}
+    campaign = await draft_campaign(
+        api, budget["id"], batch_spec("big", discount=big, stock=4),
+        batch_spec("small", discount=small, stock=80),
+    )  # fmt: skip
+    # 4 x 24,000 + 80 x 50: the whole budget reserved
+    for name in ("submit", "approve", "start"):
+        campaign = await step(api, campaign["id"], name)
+    big_id, small_id = campaign["batch_ids"]["big"], campaign["batch_ids"]["small"]
+    alert = (
+        await eventually(
+            lambda: alerts(api, kind="budget", state="open"), until=lambda a: len(a) == 1
+        )
+    )[0]
+    assert alert["blocks_issuing"] is False  # fully reserved, nothing spent: still issuing
+    coupons = [await ok(claim(api, big_id, f"cus_b{n}"), 201) for n in range(4)]
+    await ok(claim(api, small_id, "cus_s0"), 201)
+
+    spent = [await _use(api, c, f"o-big-{n}", 100_000) for n, c in enumerate(coupons)]
+    assert spent == [24_000] * 4  # consumed 96,000: 4,000 left of the amount, under 5,000
+    now_blocked = await eventually(
+        lambda: ok(api.get(f"/budgets/{budget['id']}")), until=lambda b: b["issuing_blocked"]
+    )
+    assert (now_blocked["consumed"], now_blocked["approvals_blocked"]) == (96_000, True)
+    updated = await ok(api.get(f"/alerts/{alert['id']}"))
+    assert updated["blocks_issuing"] is True and updated["measures"]["consumed"] == 96_000
+    assert updated["state"] == "raised" and updated["updates"] >= 1  # the same alert
+    callers = (f"cus_s{n}" for n in range(1, 100))  # one claim each: none hits its limit
+    refused = await eventually(  # once the claim desk's batch cache (1 s) has it
+        lambda: claim(api, small_id, next(callers)), until=lambda r: r.status_code == 409
+    )
+    assert refused.json()["code"] == "budget_blocked"
+    grant = {"customer_id": "cus_g", "channel": "points_exchange", "reference": "spent-1"}
+    refused = await api.post(f"/batches/{small_id}/grants", json=grant)
+    assert (refused.status_code, refused.json()["code"]) == (409, "budget_blocked")
+    stats = await ok(api.get(f"/stats/budgets/{budget['id']}"))
+    assert (stats["approvals_blocked"], stats["issuing_blocked"]) == (True, True)
+    assert (await ok(api.get(f"/stats/batches/{small_id}")))["issuing_blocked"] is True
+
+    # 2,000 more: amount - consumed is 6,000, over the line (5,100): issuing resumes, while
+    # the budget stays committed past it (100,000 of 102,000): approvals stay blocked.
+    await ok(api.post(f"/budgets/{budget['id']}/top-ups", json={"amount": 2_000}))
+    lifted = await eventually(
+        lambda: ok(api.get(f"/budgets/{budget['id']}")), until=lambda b: not b["issuing_blocked"]
+    )
+    assert lifted["approvals_blocked"] is True
+    await eventually(
+        lambda: claim(api, small_id, next(callers)), until=lambda r: r.status_code == 201
+    )
+    await ok(api.post(f"/batches/{small_id}/grants", json=grant), 201)
+    still = await ok(api.get(f"/alerts/{alert['id']}"))
+    assert (still["state"], still["blocks_issuing"]) == ("raised", False)
+    kinds = await eventually(
+        lambda: alert_events(service, tenant, alert["id"]),
+        until=lambda k: k.count("alert_updated") >= 2,
+    )
+    assert kinds[0] == "alert_raised" and "alert_resolved" not in kinds
 
 
 async def test_bad_alert_requests_are_problems_that_change_nothing(api: httpx.AsyncClient) -> None:

@@ -6,7 +6,8 @@ all partitions by manual assignment, starts at their end (a stream is live; olde
 are listed by the API), and for each event:
 - an alert event goes to this replica's stream hub (its SSE subscribers);
 - a claim feeds the batch's recent issuing rate (stock alerts) and wakes the evaluator;
-- an approval, an end or a budget threshold wakes the evaluator for that budget.
+- an approval, an end or a budget threshold wakes the evaluator for that budget;
+- a coupon used or given back wakes it for its budget's issuing block.
 Events arrive from every replica's outbox, so a change made anywhere reaches here."""
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from contracts.coupon import (
     CampaignApproved,
     CampaignEnded,
     CouponClaimed,
+    CouponRedeemed,
+    CouponRestored,
 )
 from servicekit.kafka import make_reader
 from servicekit.runtime import Runtime
@@ -109,6 +112,10 @@ class CouponTopicReader:
             self.signals.claimed(envelope.tenant, str(data["batch_id"]), at)
         elif envelope.type in BUDGET_TYPES:
             self.signals.budget(envelope.tenant, str(data["budget_id"]), seen_on_broker=True)
+        elif envelope.type == CouponRedeemed.type:
+            self.signals.spent(envelope.tenant, str(data["campaign_id"]))
+        elif envelope.type == CouponRestored.type:
+            self.signals.restored(envelope.tenant)
 
 
 async def run_reader(runtime: Runtime) -> None:

@@ -4,8 +4,9 @@ and applies what they found (service/alerts.py).
 It runs on every replica and is woken in process:
 - by this replica's own changes (a budget top-up, split, approval or end: the API signals
   the budget it touched), evaluated at once whether or not this replica holds the lease;
-- by what the replica's broker reader sees from every replica (claims, approvals, ends),
-  acted on only by the lease holder, so N replicas do not all evaluate one change.
+- by what the replica's broker reader sees from every replica (claims, approvals, ends,
+  coupons used or given back), acted on only by the lease holder, so N replicas do not all
+  evaluate one change.
 The lease holder also sweeps everything periodically (open alerts, budgets, batches with
 recent claims, efficiency), which catches whatever no signal reached. Two replicas
 evaluating one condition at once is safe: raising takes a unique key, updates and
@@ -42,8 +43,8 @@ from services.coupon.service.alerts import AlertService
 from services.coupon.settings import CouponSettings
 from services.coupon.store.alerts import (
     AlertStore,
+    BudgetBlocks,
     EvaluatorLease,
-    IssuingBlocks,
     held_unissued,
 )
 from services.coupon.store.batches import BatchState, BatchStore
@@ -66,6 +67,11 @@ class AlertSignals:
     budgets: set[Subject] = field(default_factory=set)
     batches: set[Subject] = field(default_factory=set)
     rates: dict[Subject, RecentRate] = field(default_factory=dict)
+    #: Campaigns whose coupons were used (their budget's consumed share moved), and tenants
+    #: where a used coupon was given back (that event names no campaign): what may set or
+    #: lift an open budget alert's issuing block.
+    spending: set[Subject] = field(default_factory=set)
+    restoring: set[str] = field(default_factory=set)
     #: Whether this replica holds the sweep lease (acts on what others changed).
     leader: bool = False
 
@@ -74,6 +80,16 @@ class AlertSignals:
             return
         self.budgets.add((tenant, budget_id))
         self.wakeup.set()
+
+    def spent(self, tenant: str, campaign_id: str) -> None:
+        if self.leader:
+            self.spending.add((tenant, campaign_id))
+            self.wakeup.set()
+
+    def restored(self, tenant: str) -> None:
+        if self.leader:
+            self.restoring.add(tenant)
+            self.wakeup.set()
 
     def claimed(self, tenant: str, batch_id: str, at: datetime) -> None:
         subject = (tenant, batch_id)
@@ -100,6 +116,11 @@ class AlertSignals:
         budgets, batches = self.budgets, self.batches
         self.budgets, self.batches = set(), set()
         return budgets, batches
+
+    def drain_spending(self) -> tuple[set[Subject], set[str]]:
+        spending, restoring = self.spending, self.restoring
+        self.spending, self.restoring = set(), set()
+        return spending, restoring
 
 
 @dataclass
@@ -128,7 +149,7 @@ def alert_service(runtime: Runtime) -> AlertService:
     policy = UpdatePolicy(
         settings.alert_update_min_seconds, settings.alert_update_min_change_percent
     )
-    return AlertService(runtime.uow, AlertStore(runtime.db), IssuingBlocks(runtime.db), policy)
+    return AlertService(runtime.uow, AlertStore(runtime.db), BudgetBlocks(runtime.db), policy)
 
 
 class Evaluator:
@@ -262,6 +283,10 @@ class Evaluator:
 
     async def evaluate_signalled(self) -> None:
         budgets, batches = self.signals.drain()
+        try:
+            budgets |= await self._spending_budgets(*self.signals.drain_spending())
+        except Exception:  # the sweep judges every budget anyway
+            log.exception("finding the budgets whose spending moved failed")
         now = utcnow()
         for tenant, budget_id in sorted(budgets):
             await _logged(self.budget(tenant, budget_id, now), "budget alert")
@@ -277,6 +302,23 @@ class Evaluator:
                 del self._batch_due[subject]
                 self._batch_last[subject] = mono
                 await _logged(self.batch(*subject, now), "stock alert")
+
+    async def _spending_budgets(self, campaigns: set[Subject], tenants: set[str]) -> set[Subject]:
+        """The budgets with an open alert among those whose consumption moved: spending
+        changes no committed share, so only an open alert's issuing block can follow it
+        (one read of the open alerts, not one per used coupon)."""
+        if not campaigns and not tenants:
+            return set()
+        alerted = {
+            (t, k.split(":", 2)[2]) for t, k in await self.store.open_keys()
+            if k.startswith("budget:")
+        }  # fmt: skip
+        found = {(t, b) for t, b in alerted if t in tenants}
+        for tenant, campaign_id in campaigns:
+            budget_id = await self._budget_id(tenant, campaign_id)
+            if (tenant, budget_id) in alerted:
+                found.add((tenant, str(budget_id)))
+        return found
 
     async def sweep(self) -> None:
         now = utcnow()

@@ -1,7 +1,8 @@
 """Alert lifecycle use cases: apply what an evaluation found (raise, update or resolve),
 acknowledge, resolve by hand. Each change is one transaction that writes the alert and
 emits its contract event through the outbox; a budget alert sets or lifts its budget's
-issuing block in the same transaction.
+blocks in the same transaction: approvals while it is open, issuing while it says
+`blocks_issuing` (domain/alerts.py).
 
 A condition resolved by hand while it still holds is raised again (as a new alert) at the
 next evaluation: resolving says "handled", it does not silence the condition."""
@@ -30,7 +31,7 @@ from services.coupon.domain.alerts import (
     Finding,
     UpdatePolicy,
 )
-from services.coupon.store.alerts import AlertExists, AlertStore, IssuingBlocks
+from services.coupon.store.alerts import AlertExists, AlertStore, BudgetBlocks
 
 SYSTEM = "system"
 
@@ -54,7 +55,7 @@ def alert_event(cls: type[AlertEvent], alert: Alert, at: datetime, **extra: str)
 
 class AlertService:
     def __init__(
-        self, uow: UnitOfWork, store: AlertStore, blocks: IssuingBlocks, policy: UpdatePolicy
+        self, uow: UnitOfWork, store: AlertStore, blocks: BudgetBlocks, policy: UpdatePolicy
     ) -> None:
         self.uow = uow
         self.store = store
@@ -95,7 +96,7 @@ class AlertService:
         alert = rules.raised(f"alr_{uuid.uuid4().hex[:16]}", finding, now)
         await self.store.add(tenant, alert, tx.session)
         if alert.kind == AlertKind.BUDGET:
-            await self.blocks.set(tenant, alert.subject_id, True, tx.session)
+            await self._block(tx, tenant, alert)
         await tx.emit(alert_event(AlertRaised, alert, now), tenant=tenant)
         return alert
 
@@ -109,6 +110,7 @@ class AlertService:
             "title": finding.title,
             "detail": finding.detail,
             "measures": finding.measures,
+            "blocks_issuing": finding.blocks_issuing,
             "updated_at": now,
         }
         changed = await self.store.change(
@@ -116,6 +118,8 @@ class AlertService:
         )
         if changed is None:
             return alert
+        if changed.kind == AlertKind.BUDGET and finding.blocks_issuing != alert.blocks_issuing:
+            await self._block(tx, tenant, changed)  # spending crossed the line, or back
         await tx.emit(alert_event(AlertUpdated, changed, now), tenant=tenant)
         return changed
 
@@ -128,9 +132,16 @@ class AlertService:
             return None
         await self.store.close(tenant, alert.key, tx.session)
         if alert.kind == AlertKind.BUDGET:
-            await self.blocks.set(tenant, alert.subject_id, False, tx.session)
+            await self.blocks.set(
+                tenant, alert.subject_id, tx.session, approvals=False, issuing=False
+            )
         await tx.emit(alert_event(AlertResolved, resolved, now, resolved_by=by), tenant=tenant)
         return resolved
+
+    async def _block(self, tx: Tx, tenant: str, alert: Alert) -> None:
+        """An open budget alert blocks approvals, and issuing as it says."""
+        issuing = bool(alert.blocks_issuing)
+        await self.blocks.set(tenant, alert.subject_id, tx.session, approvals=True, issuing=issuing)
 
     # ------------------------------------------------------------------------- ops
 
@@ -161,7 +172,7 @@ class AlertService:
         return await self.uow.run(work)
 
     async def resolve(self, tenant: str, alert_id: str, by: str, now: datetime) -> Alert:
-        """Resolve by hand (a budget alert lifts its block). Resolving again answers the
+        """Resolve by hand (a budget alert lifts its blocks). Resolving again answers the
         alert as it is."""
 
         async def work(tx: Tx) -> Alert:

@@ -132,7 +132,7 @@ class CampaignService:
                 remaining=budget.remaining,
                 max_subsidy=campaign.max_subsidy,
             )
-        if reserved.issuing_blocked:  # its alert is raised (monitoring): top it up first
+        if reserved.approvals_blocked:  # its alert is raised (monitoring): top it up first
             raise Conflict(  # the reservation above is undone with the transaction
                 "the budget is at or below its alert line; top it up first",
                 code="budget_blocked",

@@ -113,6 +113,9 @@ class BudgetStats(BaseModel):
     #: What is left to reach the target (0 once reached; None without a target).
     remaining_gmv: int | None
     orders: int
+    #: The budget alert is raised: no new campaign approvals under the budget.
+    approvals_blocked: bool
+    #: Its consumed share reached the alert line too: no issuing under it.
     issuing_blocked: bool
     campaigns: list[CampaignLine]
     sub_budgets: list[SubBudgetLine]
@@ -152,6 +155,7 @@ class StatsService:
             own_gmv=by_budget.get(budget_id, Totals()).gmv,
             remaining_gmv=None if target is None else max(0, target - achieved.gmv),
             orders=achieved.orders,
+            approvals_blocked=budget.approvals_blocked,
             issuing_blocked=budget.issuing_blocked,
             campaigns=[
                 CampaignLine(

@@ -1,5 +1,5 @@
-"""Alerts, the keys that keep one open alert per condition, the issuing block a budget
-alert sets, and the lease of the evaluator's sweep.
+"""Alerts, the keys that keep one open alert per condition, the approval and issuing
+blocks a budget alert sets, and the lease of the evaluator's sweep.
 
 `open_alerts` holds one document per open condition, `_id` = tenant and alert key: raising
 inserts it in the transaction that inserts the alert, so two evaluators (two replicas
@@ -130,13 +130,15 @@ class AlertStore:
         return items[: page.limit], next_cursor(marks, page.limit, "id", "raised_at")
 
 
-class IssuingBlocks:
-    """The budget alert's block, written where the checks read it: on the budget (campaign
-    approval reads it in its transaction) and on the batches of the budget's campaigns
-    (the claim desk's batch cache carries it, so the claim path pays nothing for it).
+class BudgetBlocks:
+    """The budget alert's blocks, written where the checks read them: `approvals_blocked`
+    on the budget (campaign approval reads it in its transaction), `issuing_blocked` on the
+    budget (shown) and on the batches of the budget's campaigns (the claim desk's batch
+    cache carries it, so the claim path pays nothing for it).
 
-    Both are written in the alert's transaction; an approval racing it writes the same
-    budget document, so one of the two runs again and sees the other."""
+    Both are written in the alert's transaction; an approval (or a use of a coupon)
+    racing it writes the same budget document, so one of the two runs again and sees the
+    other."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.budgets = db[BUDGETS]
@@ -144,11 +146,17 @@ class IssuingBlocks:
         self.batches = db[BATCHES]
 
     async def set(
-        self, tenant: str, budget_id: str, blocked: bool, session: AsyncClientSession
+        self,
+        tenant: str,
+        budget_id: str,
+        session: AsyncClientSession,
+        *,
+        approvals: bool,
+        issuing: bool,
     ) -> None:
         await self.budgets.update_one(
             {"_id": budget_id, "tenant": tenant},
-            {"$set": {"issuing_blocked": blocked}},
+            {"$set": {"approvals_blocked": approvals, "issuing_blocked": issuing}},
             session=session,
         )
         campaigns = await self.campaigns.find(
@@ -157,7 +165,7 @@ class IssuingBlocks:
         if campaigns:
             await self.batches.update_many(
                 {"tenant": tenant, "campaign_id": {"$in": [c["_id"] for c in campaigns]}},
-                {"$set": {"issuing_blocked": blocked}},
+                {"$set": {"issuing_blocked": issuing}},
                 session=session,
             )
 
@@ -202,7 +210,7 @@ __all__ = [
     "OPEN_STATES",
     "AlertExists",
     "AlertStore",
+    "BudgetBlocks",
     "EvaluatorLease",
-    "IssuingBlocks",
     "held_unissued",
 ]
