@@ -212,7 +212,7 @@ async def running_batch(api: httpx.AsyncClient, stock: int) -> str:
     now = dt.datetime.now(dt.UTC)
     budget = await _post(api, "/budgets", {
         "name": "bench", "owner_kind": "department", "owner": "growth",
-        "amount": stock * 4_000, "starts_at": now.isoformat(),
+        "amount": stock * 1_000, "starts_at": now.isoformat(),
         "ends_at": (now + dt.timedelta(days=30)).isoformat(),
     })  # fmt: skip
     batch = {
