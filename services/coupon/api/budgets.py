@@ -58,7 +58,9 @@ async def top_up(
     budget_id: Id, body: TopUp, tenant: TenantDep, budgets: BudgetsDep, signals: SignalsDep
 ) -> Budget:
     """Add to the budget's amount. A top-up that lifts the remaining above the alert line
-    resolves the budget alert at once, and issuing under the budget resumes."""
+    resolves the budget alert at once: approvals (and issuing, if it was blocked) resume.
+    One that lifts only `amount - consumed` above the line lets issuing resume while new
+    approvals stay blocked."""
     topped = await budgets.top_up(tenant, budget_id, body.amount, body.note)
     signals.budget(tenant, budget_id)
     return topped

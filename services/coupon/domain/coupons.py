@@ -43,7 +43,7 @@ REFUSAL_DETAIL = {
     Refusal.CLAIM_NOT_OPEN: "claiming this batch has not started yet",
     Refusal.CLAIM_CLOSED: "claiming this batch has ended",
     Refusal.NOT_NEW_CUSTOMER: "this batch is for new customers only (no paid order yet)",
-    Refusal.BUDGET_BLOCKED: "issuing is blocked: the campaign's budget is below its alert line",
+    Refusal.BUDGET_BLOCKED: "issuing is blocked: used coupons spent the budget to its alert line",
 }
 
 

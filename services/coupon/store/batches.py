@@ -35,7 +35,8 @@ class Batch(BaseModel):
     state: BatchState
     unleased: int
     created_at: datetime
-    #: Set while the budget's alert is raised (monitoring writes it): issuing is refused.
+    #: Set while used coupons have spent the budget to its alert line (monitoring writes
+    #: it, domain/alerts.py): issuing is refused.
     issuing_blocked: bool = False
 
 
