@@ -133,7 +133,7 @@ async def test_a_killed_replicas_lease_comes_back_and_the_batch_issues_exactly_i
         return await stock_accounts(service, ids["main"])
 
     after = await eventually(
-        b_lease_returned, until=lambda a: a["active_leases"] == 1, within=15
+        b_lease_returned, until=lambda a: a["active_leases"] == 1, within=30
     )  # only A's lease is left
     assert after["coupons"] + after["unleased"] + after["held"] == stock
     assert after["counted"] == after["coupons"] == 35
