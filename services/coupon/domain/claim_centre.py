@@ -31,6 +31,9 @@ from services.coupon.domain.coupons import (
     local_day,
 )
 
+#: Return coupons (满返) are issued for an order, not claimed: they take no claim slot.
+RETURN_CHANNEL = "order_return"
+
 
 class Listing(BaseModel):
     """One batch as the claim centre shows it to one customer."""

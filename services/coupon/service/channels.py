@@ -10,12 +10,14 @@ from services.coupon.service import parts
 from services.coupon.service.claim_centre import ClaimCentre
 from services.coupon.service.claims import ClaimDesk
 from services.coupon.service.drops import Drops
+from services.coupon.service.holdings import Holdings
 from services.coupon.service.segments import SegmentMembers
 from services.coupon.settings import CouponSettings
 from services.coupon.store.claim_centre import ClaimCentreStore
 from services.coupon.store.drops import DropStore
+from services.coupon.store.holdings import HoldingsStore
 
-CLAIM_CENTRE, DROPS, MEMBERS = "claim_centre", "drops", "segment_members"
+CLAIM_CENTRE, DROPS, MEMBERS, HOLDINGS = "claim_centre", "drops", "segment_members", "holdings"
 
 
 def settings_of(runtime: Runtime) -> CouponSettings:
@@ -28,12 +30,21 @@ def desk(runtime: Runtime) -> ClaimDesk:
     return runtime.state.get(parts.DESK) or parts.install(runtime)
 
 
+def holdings(runtime: Runtime) -> Holdings:
+    """Customers' holdings, read together for the claim centre and drop checks."""
+    found = runtime.state.get(HOLDINGS)
+    if found is None:
+        found = runtime.state[HOLDINGS] = Holdings(HoldingsStore(runtime.db))
+    return found
+
+
 def claim_centre(runtime: Runtime) -> ClaimCentre:
     found = runtime.state.get(CLAIM_CENTRE)
     if found is None:
         ttl = settings_of(runtime).claim_centre_cache_seconds
         store = ClaimCentreStore(runtime.db)
-        found = runtime.state[CLAIM_CENTRE] = ClaimCentre(desk(runtime), store, ttl)
+        centre = ClaimCentre(desk(runtime), store, holdings(runtime), ttl)
+        found = runtime.state[CLAIM_CENTRE] = centre
     return found
 
 
@@ -43,7 +54,9 @@ def drops(runtime: Runtime) -> Drops:
         ttl = settings_of(runtime).drop_rules_cache_seconds
         claim_desk = desk(runtime)  # installs the rate limiter with it
         limiter = runtime.state[parts.LIMITER]
-        found = runtime.state[DROPS] = Drops(claim_desk, DropStore(runtime.db), limiter, ttl)
+        store = DropStore(runtime.db)
+        found = Drops(claim_desk, store, holdings(runtime), limiter, ttl)
+        runtime.state[DROPS] = found
     return found
 
 
@@ -59,10 +72,10 @@ def segment_members(runtime: Runtime) -> SegmentMembers:
 
 
 async def close(runtime: Runtime) -> None:
-    """Close what this part holds: the tagging pool, the drops' read batcher."""
+    """Close what this part holds: the tagging pool, the holdings' read batcher."""
     members = runtime.state.pop(MEMBERS, None)
     if members is not None:
         await members.http.aclose()
-    found = runtime.state.pop(DROPS, None)
-    if found is not None:
-        await found.stop()
+    reads = runtime.state.pop(HOLDINGS, None)
+    if reads is not None:
+        await reads.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 
 from pydantic import BaseModel
 
@@ -21,8 +22,10 @@ from services.coupon.domain import claim_centre as rules
 from services.coupon.domain.batches import Audience
 from services.coupon.domain.claim_centre import Listing
 from services.coupon.service.claims import ClaimDesk
+from services.coupon.service.holdings import Holdings
 from services.coupon.store.batches import Batch
 from services.coupon.store.claim_centre import ClaimCentreStore
+from services.coupon.store.holdings import Held
 
 
 class ClaimCentreView(BaseModel):
@@ -32,9 +35,12 @@ class ClaimCentreView(BaseModel):
 
 
 class ClaimCentre:
-    def __init__(self, desk: ClaimDesk, store: ClaimCentreStore, ttl: float) -> None:
+    def __init__(
+        self, desk: ClaimDesk, store: ClaimCentreStore, holdings: Holdings, ttl: float
+    ) -> None:
         self.desk = desk
         self.store = store
+        self.holdings = holdings
         self.ttl = ttl
         self._cache: dict[str, tuple[float, list[Batch]]] = {}
         self._loading: dict[str, asyncio.Future[list[Batch]]] = {}
@@ -62,7 +68,7 @@ class ClaimCentre:
         if any(b.spec.audience != Audience.ANYONE for b in batches):
             paid = (await self.desk.customers.paid_orders(tenant, [customer_id]))[customer_id]
         shown = [b for b in batches if rules.shown(b.spec, paid, now)]
-        held = await self.store.holdings(tenant, customer_id, [b.id for b in shown])
+        held = _claimed_at(await self.holdings.of(tenant, customer_id), shown)
         zone = (await self.desk.policies.of(tenant)).zone
         listings = [
             rules.listing(
@@ -77,3 +83,13 @@ class ClaimCentre:
         if self.desk.sold_out(tenant, batch.id):
             return True
         return batch.unleased == 0 and self.desk.issuer(tenant, batch.id).lease == 0
+
+
+def _claimed_at(held: list[Held], batches: list[Batch]) -> dict[str, list[datetime]]:
+    """When the customer claimed the coupons they hold of each batch (return coupons are
+    issued for an order, outside the per-customer slots)."""
+    found: dict[str, list[datetime]] = {b.id: [] for b in batches}
+    for h in held:
+        if h.batch_id in found and h.channel != rules.RETURN_CHANNEL:
+            found[h.batch_id].append(h.claimed_at)
+    return found

@@ -28,10 +28,11 @@ from services.coupon.domain import drops as rules
 from services.coupon.domain.coupons import Coupon
 from services.coupon.domain.drops import DropRule, DropRuleDraft, Trigger
 from services.coupon.domain.rate_limits import Limit
-from services.coupon.service.batching import Batcher
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
+from services.coupon.service.holdings import Holdings
 from services.coupon.service.rate_limits import RateLimiter
 from services.coupon.store.drops import DropStore
+from services.coupon.store.holdings import Held
 
 log = logging.getLogger("services.coupon.drops")
 
@@ -55,16 +56,20 @@ class Dropped:
 
 
 class Drops:
-    def __init__(self, desk: ClaimDesk, store: DropStore, limiter: RateLimiter, ttl: float) -> None:
+    def __init__(
+        self,
+        desk: ClaimDesk,
+        store: DropStore,
+        holdings: Holdings,
+        limiter: RateLimiter,
+        ttl: float,
+    ) -> None:
         self.desk = desk
         self.store = store
+        self.holdings = holdings
         self.limiter = limiter
         self.ttl = ttl
         self.rng = random.SystemRandom()
-        #: Reads of customers' earlier drops, shared by the checks arriving together.
-        self._reads: Batcher[tuple[str, str], dict[str, list[datetime]]] = Batcher(
-            self._read_round, max_items=500, name="drops:earlier"
-        )
         self._cache: dict[str, tuple[float, list[DropRule]]] = {}
         self._loading: dict[str, asyncio.Future[list[DropRule]]] = {}
 
@@ -135,7 +140,7 @@ class Drops:
             paid = await self.desk.customers.paid_orders(tenant, [check.customer_id])
             matching = [r for r in matching if rules.audience_fits(r, paid[check.customer_id])]
         ids = [r.id for r in matching]
-        dropped_at = await self._reads.submit((tenant, check.customer_id))
+        dropped_at = _earlier_drops(await self.holdings.of(tenant, check.customer_id))
         earlier: dict[str, str] = {}
         if check.occasion is not None:
             earlier = await self.store.remembered(tenant, check.customer_id, check.occasion, ids)
@@ -211,21 +216,18 @@ class Drops:
         self._cache[tenant] = (time.monotonic(), live)
         return live
 
-    async def _read_round(self, asks: list[tuple[str, str]]) -> list[dict[str, list[datetime]]]:
-        by_tenant: dict[str, set[str]] = defaultdict(set)
-        for tenant, customer in asks:
-            by_tenant[tenant].add(customer)
-        found = {
-            tenant: await self.store.dropped(tenant, sorted(customers))
-            for tenant, customers in by_tenant.items()
-        }
-        return [found[tenant][customer] for tenant, customer in asks]
-
-    async def stop(self) -> None:
-        await self._reads.stop()
-
     def _forget(self, tenant: str) -> None:
         self._cache.pop(tenant, None)
+
+
+def _earlier_drops(held: list[Held]) -> dict[str, list[datetime]]:
+    """When each rule dropped a coupon the customer holds, by rule."""
+    found: dict[str, list[datetime]] = defaultdict(list)
+    for h in held:
+        rule_id = rules.rule_of(h.reference or "") if h.channel == rules.CHANNEL else None
+        if rule_id is not None:
+            found[rule_id].append(h.claimed_at)
+    return found
 
 
 def _missing(rule_id: str) -> NotFound:

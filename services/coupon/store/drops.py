@@ -1,9 +1,8 @@
-"""Drop rules, the drops a customer had (their coupons of the on-site channel), and the
-occasions a client named, so a retried check answers what the first one did."""
+"""Drop rules, and the occasions a client named, so a retried check answers what the first
+one did (a customer's earlier drops are their coupons of the on-site channel: holdings)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,8 +11,8 @@ from pymongo.errors import DuplicateKeyError
 
 from servicekit.mongo import Document, Index
 from servicekit.pagination import PageRequest, next_cursor
-from services.coupon.domain.drops import CHANNEL, DropRule, rule_of
-from services.coupon.store.coupons import COUPONS, key
+from services.coupon.domain.drops import DropRule
+from services.coupon.store.coupons import key
 
 DROP_RULES = "drop_rules"
 DROP_OCCASIONS = "drop_occasions"
@@ -40,7 +39,6 @@ class DropStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.rules = db[DROP_RULES]
         self.occasions = db[DROP_OCCASIONS]
-        self.coupons = db[COUPONS]
 
     # ------------------------------------------------------------------ rules
 
@@ -77,26 +75,6 @@ class DropStore:
         docs = await self.rules.find({"tenant": tenant}).sort("_id", -1).to_list(MAX_RULES)
         rules = [_rule(d) for d in docs]
         return [r for r in rules if r.enabled and r.active_until > now]
-
-    # ------------------------------------------------------------------ drops
-
-    async def dropped(
-        self, tenant: str, customers: list[str]
-    ) -> dict[str, dict[str, list[datetime]]]:
-        """When each rule dropped a coupon for each of these customers: one read for all
-        (the checks arriving together share it)."""
-        found: dict[str, dict[str, list[datetime]]] = {c: defaultdict(list) for c in customers}
-        # Only the index's fields in the filter: the embedded store scans the whole
-        # collection once a filter names a field its index lacks. A customer holds few.
-        docs = await self.coupons.find(
-            {"tenant": tenant, "customer_id": {"$in": customers}},
-            {"customer_id": 1, "reference": 1, "claimed_at": 1, "channel": 1},
-        ).to_list()
-        for d in docs:
-            rule_id = rule_of(d.get("reference") or "")
-            if d.get("channel") == CHANNEL and rule_id is not None:
-                found[d["customer_id"]][rule_id].append(d["claimed_at"])
-        return found
 
     # -------------------------------------------------------------- occasions
 
