@@ -91,9 +91,23 @@ async def test_a_partner_takes_codes_within_its_quota_and_customers_redeem_them(
 
     over = await take(partner, batch_id, 31)
     assert over.status_code == 409 and over.json()["code"] == "quota_exhausted"
-    assert (await ok(take(partner, batch_id, 30), 201))["codes_left"] == 0
+    last = await ok(take(partner, batch_id, 30), 201)
+    assert last["codes_left"] == 0
     quotas = await ok(partner.get("/partner/quotas"))
     assert [(q["batch_id"], q["codes"], q["codes_left"]) for q in quotas] == [(batch_id, 50, 0)]
+
+    # A take whose answer was lost shows in the partner's lots and can be voided.
+    lots = await ok(partner.get("/partner/code-lots", params={"batch_id": batch_id}))
+    assert [lot["count"] for lot in lots] == [30, 20]
+    await ok(partner.post(f"/partner/code-lots/{lots[0]['id']}/void"))
+    other = await partner.post(
+        f"/partner/code-lots/{lots[0]['id']}/void", headers=as_partner(OTHER)
+    )
+    assert other.status_code == 404
+    lost = await api.post(
+        "/codes/redemptions", json={"customer_id": "cus-p2", "code": last["codes"][0]["code"]}
+    )
+    assert lost.status_code == 409 and lost.json()["code"] == "code_not_redeemable"
 
 
 async def test_concurrent_takes_never_exceed_the_quota(

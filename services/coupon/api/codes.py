@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from servicekit.clock import utcnow
 from servicekit.context import Actor, ActorDep, TenantDep
-from servicekit.errors import Forbidden, InvalidInput
+from servicekit.errors import Forbidden, InvalidInput, NotFound
 from servicekit.idempotency import HEADER as IDEMPOTENCY_KEY
 from servicekit.runtime import RuntimeDep
 from services.coupon.api.claims import CouponView
@@ -116,12 +117,33 @@ def _csv(codes: list[str]) -> str:
 @router.get("/batches/{batch_id}/code-lots")
 async def list_lots(
     batch_id: Id, tenant: TenantDep, actor: StaffDep, codes: CodeDeskDep
-) -> list[LotView]:
-    """The batch's lots, newest first, with how many of each were redeemed."""
-    lots = await codes.store.lots_of(tenant, batch_id)
-    return [
-        LotView(**lot.model_dump(), used=await codes.store.used_in(tenant, lot.id)) for lot in lots
-    ]
+) -> list[CodeLot]:
+    """The batch's lots (staff's and partners'), newest first."""
+    return await codes.store.lots_of(tenant, batch_id)
+
+
+@router.get("/code-lots/{lot_id}")
+async def get_lot(lot_id: Id, tenant: TenantDep, actor: StaffDep, codes: CodeDeskDep) -> LotView:
+    """A lot with how many of its codes were redeemed (counted now: a scan of the codes)."""
+    lot = await lot_or_404(codes, tenant, lot_id)
+    return LotView(**lot.model_dump(), used=await codes.store.used_in(tenant, lot.id))
+
+
+@router.post("/code-lots/{lot_id}/void")
+async def void_lot(lot_id: Id, tenant: TenantDep, actor: StaffDep, codes: CodeDeskDep) -> CodeLot:
+    """Void a lot: its codes not yet redeemed are refused from now on, with the same answer
+    as codes that do not exist (coupons already issued from it stay). Voiding again changes
+    nothing."""
+    await lot_or_404(codes, tenant, lot_id)
+    await codes.store.void(tenant, lot_id, actor.id, utcnow())
+    return await lot_or_404(codes, tenant, lot_id)
+
+
+async def lot_or_404(codes: CodeDesk, tenant: str, lot_id: str) -> CodeLot:
+    lot = await codes.store.lot(tenant, lot_id)
+    if lot is None:
+        raise NotFound(f"no code lot {lot_id}", code="lot_not_found")
+    return lot
 
 
 @router.post("/codes/redemptions", status_code=status.HTTP_201_CREATED)

@@ -38,6 +38,7 @@ from services.coupon.domain.partners import (
     webhook_secret,
 )
 from services.coupon.service.partners import PartnerDesk
+from services.coupon.store.codes import CodeLot
 from services.coupon.store.partner_webhooks import Delivery, DeliveryStore
 
 router = APIRouter(tags=["partner exchange"])
@@ -302,6 +303,33 @@ async def issue_by_mobile(
     if not claimed.created:
         response.status_code = status.HTTP_200_OK
     return CouponView.of(claimed.coupon, claimed.coupon.claimed_at)
+
+
+@router.get("/partner/code-lots")
+async def my_code_lots(
+    tenant: TenantDep,
+    partner: PartnerDep,
+    codes: CodeDeskDep,
+    batch_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+) -> list[CodeLot]:
+    """The lots of codes the partner took, newest first: a take whose answer never arrived
+    shows here, and can be voided."""
+    return await codes.store.lots_of(tenant, batch_id, partner)
+
+
+@router.post("/partner/code-lots/{lot_id}/void")
+async def void_my_lot(
+    lot_id: Id, tenant: TenantDep, partner: PartnerDep, codes: CodeDeskDep
+) -> CodeLot:
+    """Void one of the partner's lots: its codes not yet redeemed are refused from now on.
+    (The quota is not given back: staff may raise it.)"""
+    lot = await codes.store.lot(tenant, lot_id)
+    if lot is None or lot.partner_id != partner:
+        raise NotFound(f"no code lot {lot_id} of this partner", code="lot_not_found")
+    await codes.store.void(tenant, lot_id, partner, utcnow())
+    voided = await codes.store.lot(tenant, lot_id)
+    assert voided is not None
+    return voided
 
 
 @router.post("/partner/offers", status_code=status.HTTP_201_CREATED)

@@ -12,7 +12,8 @@ answered once and kept nowhere. A redemption
    `redeem_code`, or `partner:<id>` for a partner's codes): stock, limits and idempotency
    are the desk's, so the same customer sending the code again gets the same coupon.
 An unknown code and a code someone else used get the same answer, at the same cost (one
-window read, one code read, one counted failure), so answers reveal nothing."""
+window read, one code read, one counted failure), so answers reveal nothing. A free code of
+a voided lot is answered the same way; a code already redeemed stays its customer's."""
 
 from __future__ import annotations
 
@@ -106,6 +107,8 @@ class CodeDesk:
         _, stored = await asyncio.gather(
             self._refuse_guessers(tenant, limit), self.store.get(tenant, key)
         )
+        if stored is not None and stored.customer_id is None and await self._voided(stored):
+            stored = None  # as if it did not exist
         found = await self._take(tenant, key, customer_id, stored)
         if found is None:
             await self._failed(tenant, limit)
@@ -139,6 +142,10 @@ class CodeDesk:
         if code.coupon_id is None:
             await self.store.issued(tenant, code.digest, claimed.coupon.id)
         return claimed
+
+    async def _voided(self, code: RedeemCode) -> bool:
+        lot = await self.store.lot(code.tenant, code.lot_id)
+        return lot is None or lot.voided_at is not None
 
     def _failure_limit(self, customer_id: str) -> Limit:
         s = self.settings

@@ -33,6 +33,10 @@ class CodeLot(BaseModel):
     partner_id: str | None = None
     created_by: str
     created_at: datetime
+    #: A voided lot's codes are refused like codes that do not exist (a leaked file, a
+    #: partner's answer that never arrived).
+    voided_at: datetime | None = None
+    voided_by: str | None = None
 
 
 class RedeemCode(BaseModel):
@@ -91,12 +95,28 @@ class CodeStore:
         doc = await self.lots.find_one({"_id": lot_id, "tenant": tenant})
         return CodeLot.model_validate({**doc, "id": doc["_id"]}) if doc else None
 
-    async def lots_of(self, tenant: str, batch_id: str) -> list[CodeLot]:
-        cursor = self.lots.find({"tenant": tenant, "batch_id": batch_id}).sort("created_at", -1)
+    async def lots_of(
+        self, tenant: str, batch_id: str | None, partner_id: str | None = None
+    ) -> list[CodeLot]:
+        query: dict[str, Any] = {"tenant": tenant}
+        if batch_id is not None:
+            query["batch_id"] = batch_id
+        if partner_id is not None:
+            query["partner_id"] = partner_id
+        cursor = self.lots.find(query).sort("created_at", -1)
         return [CodeLot.model_validate({**d, "id": d["_id"]}) for d in await cursor.to_list(500)]
 
+    async def void(self, tenant: str, lot_id: str, by: str, now: datetime) -> bool:
+        """Void the lot; False when it was void already."""
+        result = await self.lots.update_one(
+            {"_id": lot_id, "tenant": tenant, "voided_at": None},
+            {"$set": {"voided_at": now, "voided_by": by}},
+        )
+        return result.modified_count == 1
+
     async def used_in(self, tenant: str, lot_id: str) -> int:
-        """Codes of the lot taken by a customer: a scan, for the console only."""
+        """Codes of the lot taken by a customer: a scan of the codes (no index on the lot:
+        it would cost every insert of a 100,000-code lot), for one lot on demand."""
         return await self.codes.count_documents(
             {"tenant": tenant, "lot_id": lot_id, "customer_id": {"$ne": None}}
         )
