@@ -2,7 +2,8 @@
 and secret shown once) and allocate it a quota; the partner, signing each request with
 HMAC-SHA256 as the gateway requires, takes codes and issues a coupon to a customer it names
 by mobile (the real customer service resolves it); a customer redeems one of the codes.
-Unsigned pretenders, tampered bodies and partner calls outside the partner API are refused."""
+Unsigned pretenders, tampered bodies and partner calls outside the partner API are refused.
+A large lot of codes streams through the gateway as CSV past its read timeout."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from gateway.partners.signature import SignedRequest, sign
+from services.coupon.domain.codes import is_well_formed
 from services.customer.main import create_app as create_customer
 from services.customer.settings import CustomerSettings
 from tests.coupon.support import Service, batch_spec, ok, running_batches
@@ -26,6 +28,7 @@ from tests.support.settings import settings_for
 
 Customer = RunningService[CustomerSettings]
 COUPON = "/api/v1/coupon"
+READ_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ async def customer_service(infra: Any) -> AsyncIterator[Customer]:
 
 @pytest.fixture(scope="module")
 def overrides(customer_service: Customer) -> dict[str, Any]:
-    return {"customer_base_url": customer_service.url}
+    return {"customer_base_url": customer_service.url, "code_insert_chunk": 2_000}
 
 
 @pytest.fixture
@@ -50,6 +53,8 @@ async def gateway(
         customer_url=customer_service.url,
         mongodb_uri=infra.mongodb_uri,
         mongodb_database=f"gateway_{uuid.uuid4().hex[:8]}",
+        # Shorter than making a large lot takes: its CSV must stream, not wait.
+        upstream_read_timeout=READ_TIMEOUT,
     ) as client:
         yield client
 
@@ -154,3 +159,26 @@ async def test_pretenders_tampering_and_partner_calls_outside_the_partner_api_ar
     assert outside.status_code == 403 and outside.json()["code"] == "partner_path"
     no_quota = await partner.post(path, {"count": 1})
     assert no_quota.status_code == 404 and no_quota.json()["code"] == "quota_not_found"
+
+
+async def test_a_large_lot_streams_through_the_gateway_as_csv(
+    gateway: httpx.AsyncClient, api: httpx.AsyncClient, service: Service, tenant: str
+) -> None:
+    batch_id = (await running_batches(api, batch_spec()))["main"]
+    started = time.perf_counter()
+    async with gateway.stream(
+        "POST",
+        f"{COUPON}/batches/{batch_id}/code-lots?format=csv",
+        json={"count": 40_000},
+        headers={"X-Tenant-Id": tenant},
+        timeout=120,
+    ) as response:
+        assert response.status_code == 201
+        expected = int(response.headers["X-Code-Count"])
+        lines = [line async for line in response.aiter_lines()]
+    elapsed = time.perf_counter() - started
+    print(f"40,000 codes through the gateway in {elapsed:.1f}s (read timeout {READ_TIMEOUT}s)")
+    assert lines[0] == "code" and len(lines) - 1 == expected == 40_000
+    assert len(set(lines[1:])) == 40_000 and all(is_well_formed(c) for c in lines[1:])
+    stored = await service.db["redeem_codes"].count_documents({"tenant": tenant})
+    assert stored == 40_000

@@ -2,7 +2,7 @@
 
 A lot is made in one request: codes are drawn from the OS's randomness in chunks (off the
 event loop), each chunk's digests written with one `insert_many`, and the plain codes are
-answered once and kept nowhere. A redemption
+answered once (streamed out chunk by chunk as CSV) and kept nowhere. A redemption
 1. refuses a mistyped code (check symbol) without asking the store;
 2. refuses a customer who has failed too often in the current window (429), reading the
    window while it
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -74,20 +75,29 @@ class CodeDesk:
 
     # ------------------------------------------------------------------ making
 
-    async def make_lot(self, tenant: str, batch_id: str, count: int, *, by: str) -> Minted:
-        """A lot of `count` codes of the batch; the codes are in this answer only."""
+    async def start_lot(
+        self, tenant: str, batch_id: str, count: int, *, by: str
+    ) -> tuple[CodeLot, AsyncIterator[list[str]]]:
+        """Record the lot, and the codes to come: each chunk is yielded once its digests
+        are written, so a caller can stream them out as they are made."""
         await self.desk.batch(tenant, batch_id)  # 404 for an unknown batch
         lot = new_lot(tenant, batch_id, count, by=by)
         await self.store.add_lot(lot)
-        codes: list[str] = []
+        return lot, self._fill(lot)
+
+    async def _fill(self, lot: CodeLot) -> AsyncIterator[list[str]]:
         chunk = self.settings.code_insert_chunk
-        for first in range(0, count, chunk):
+        for first in range(0, lot.count, chunk):
             plain, digests = await asyncio.to_thread(
-                mint, self.key, tenant, min(chunk, count - first)
+                mint, self.key, lot.tenant, min(chunk, lot.count - first)
             )
             await self.store.add_codes(lot, digests, first + 1, None)
-            codes.extend(plain)
-        return Minted(lot, codes)
+            yield plain
+
+    async def make_lot(self, tenant: str, batch_id: str, count: int, *, by: str) -> Minted:
+        """A lot of `count` codes of the batch, all at once."""
+        lot, chunks = await self.start_lot(tenant, batch_id, count, by=by)
+        return Minted(lot, [code async for chunk in chunks for code in chunk])
 
     # -------------------------------------------------------------- redeeming
 
