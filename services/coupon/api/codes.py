@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from servicekit.clock import utcnow
 from servicekit.context import Actor, ActorDep, TenantDep
 from servicekit.errors import Forbidden, InvalidInput, NotFound
 from servicekit.idempotency import HEADER as IDEMPOTENCY_KEY
@@ -134,11 +133,11 @@ async def get_lot(lot_id: Id, tenant: TenantDep, actor: StaffDep, codes: CodeDes
 
 @router.post("/code-lots/{lot_id}/void")
 async def void_lot(lot_id: Id, tenant: TenantDep, actor: StaffDep, codes: CodeDeskDep) -> CodeLot:
-    """Void a lot: its codes not yet redeemed are refused from now on, with the same answer
-    as codes that do not exist (coupons already issued from it stay). Voiding again changes
-    nothing."""
+    """Void a lot: its codes not yet redeemed are refused from now on (on every replica
+    within 2 s), with the same answer as codes that do not exist; coupons already issued
+    from it stay. Voiding again changes nothing."""
     await lot_or_404(codes, tenant, lot_id)
-    await codes.store.void(tenant, lot_id, actor.id, utcnow())
+    await codes.void(tenant, lot_id, by=actor.id)
     return await lot_or_404(codes, tenant, lot_id)
 
 

@@ -326,7 +326,7 @@ async def void_my_lot(
     lot = await codes.store.lot(tenant, lot_id)
     if lot is None or lot.partner_id != partner:
         raise NotFound(f"no code lot {lot_id} of this partner", code="lot_not_found")
-    await codes.store.void(tenant, lot_id, partner, utcnow())
+    await codes.void(tenant, lot_id, by=partner)
     voided = await codes.store.lot(tenant, lot_id)
     assert voided is not None
     return voided

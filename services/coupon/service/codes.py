@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import NoReturn
@@ -34,6 +35,8 @@ from services.coupon.settings import CouponSettings
 from services.coupon.store.codes import CodeLot, CodeStore, RedeemCode
 
 REDEEM_CHANNEL = "redeem_code"
+#: A voided lot is refused on every replica within this long.
+LOT_CACHE, LOT_CACHE_SECONDS, LOT_CACHE_SIZE = "code_lots_seen", 2.0, 10_000
 
 
 class CodeNotRedeemable(Conflict):
@@ -153,9 +156,24 @@ class CodeDesk:
             await self.store.issued(tenant, code.digest, claimed.coupon.id)
         return claimed
 
+    async def void(self, tenant: str, lot_id: str, *, by: str) -> None:
+        """Void the lot: at once on this replica, within `LOT_CACHE_SECONDS` on others."""
+        await self.store.void(tenant, lot_id, by, utcnow())
+        self.runtime.state.get(LOT_CACHE, {}).pop(lot_id, None)
+
     async def _voided(self, code: RedeemCode) -> bool:
+        """Whether the code's lot is void, as read at most `LOT_CACHE_SECONDS` ago by this
+        replica (lots are read once per period, not once per redemption)."""
+        cache: dict[str, tuple[float, bool]] = self.runtime.state.setdefault(LOT_CACHE, {})
+        seen = cache.get(code.lot_id)
+        if seen is not None and time.monotonic() - seen[0] < LOT_CACHE_SECONDS:
+            return seen[1]
         lot = await self.store.lot(code.tenant, code.lot_id)
-        return lot is None or lot.voided_at is not None
+        voided = lot is None or lot.voided_at is not None
+        if len(cache) > LOT_CACHE_SIZE:
+            cache.clear()
+        cache[code.lot_id] = (time.monotonic(), voided)
+        return voided
 
     def _failure_limit(self, customer_id: str) -> Limit:
         s = self.settings
