@@ -349,8 +349,8 @@ def _demo_compensation_and_subsidy(
 
 def _demo_drops(client: httpx.Client, headers: dict[str, str]) -> None:
     """On-site drops (channels part, issue 7): a random red packet batch (1 to 8 yuan,
-    decaying for repeat claims, kept out of the claim centre) dropped on login with a 30 %
-    chance, once a day per customer."""
+    decaying for repeat claims; its claim window over, so only drops issue it) dropped on
+    login with a 30 % chance, once a day per customer."""
     now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     staff = {**headers, "X-Actor-Id": "ops-demo", "X-Actor-Roles": "budget_approver"}
 
@@ -368,7 +368,7 @@ def _demo_drops(client: httpx.Client, headers: dict[str, str]) -> None:
         "key": "login-packet", "name": "Login red packet",
         "discount": {"kind": "random", "min_amount": 100, "max_amount": 800, "threshold": 10_000},
         "random_decay": {"new_customers": [1, 0.8, 0.5], "returning_customers": [0.6, 0.3]},
-        "claim_from": now.isoformat(), "claim_until": (now + timedelta(days=30)).isoformat(),
+        "claim_from": (now - timedelta(days=1)).isoformat(), "claim_until": now.isoformat(),
         "validity": {"days_after_claim": 3}, "stock": 1_000, "per_customer_limit": 5,
         "in_claim_centre": False,
     }  # fmt: skip

@@ -207,3 +207,18 @@ async def test_checks_that_may_draw_count_in_the_customers_claim_rate(
         "/drops/check", json={"customer_id": "cus_loop", "trigger": "page_open"}
     )
     assert nothing.status_code == 200, "a check no rule matches costs nothing, nor counts"
+
+
+async def test_a_batch_meant_only_for_drops_drops_but_cannot_be_claimed(
+    api: httpx.AsyncClient,
+) -> None:
+    """Its claim window is over: a claim is refused, a drop (a grant) is not."""
+    closed = {"claim_from": iso(now() - timedelta(days=2)), "claim_until": iso(now())}
+    ids = await running_batches(api, batch_spec("drops-only", **closed, in_claim_centre=False))
+    await ok(api.post("/drop-rules", json=rule(ids["drops-only"])), 201)
+    claimed = await api.post(f"/batches/{ids['drops-only']}/claims", json={"customer_id": "cus_4"})
+    assert (claimed.status_code, claimed.json()["code"]) == (409, "claim_closed")
+    [drop] = await check(api, "cus_4")
+    assert drop["coupon"]["batch_id"] == ids["drops-only"]
+    centre = await ok(api.get("/claim-centre", params={"customer_id": "cus_5"}))
+    assert centre["batches"] == []

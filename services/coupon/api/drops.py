@@ -105,8 +105,10 @@ async def delete_rule(rule_id: RuleId, tenant: TenantDep, drops: DropsDep) -> Re
 async def check(body: CheckBody, tenant: TenantDep, drops: DropsDep) -> CheckAnswer:
     """Called when a customer logs in or opens a page: each live rule matching the trigger
     (and page), the customer's audience and caps draws once; a win is issued straight to
-    the wallet (channel `onsite_drop`; the batch's claim window, stock and per-customer
-    limits apply). Answers what dropped, usually nothing."""
+    the wallet as a grant (channel `onsite_drop`): the batch's stock and per-customer
+    limits apply, its claim window does not (the rule's active window does), so a batch
+    meant only for drops keeps its claim window over and cannot be claimed directly.
+    Answers what dropped, usually nothing."""
     found = await drops.check(
         tenant, Check(body.customer_id, body.trigger, body.page, body.occasion)
     )

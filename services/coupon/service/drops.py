@@ -187,11 +187,13 @@ class Drops:
     async def _drop(
         self, tenant: str, rule: DropRule, customer_id: str, reference: str
     ) -> Dropped | None:
-        """Issue the drop (the batch's claim window, stock and limits apply)."""
+        """Issue the drop as a grant: stock and per-customer limits apply, the claim window
+        does not (the rule's active window says when), so a batch meant only for drops has
+        its claim window over and customers cannot claim it themselves."""
         try:
             batch = await self.desk.batch(tenant, rule.batch_id)
             request = ClaimRequest(customer_id, rules.CHANNEL, reference)
-            claimed = await self.desk.issue(tenant, batch, request, check_window=True)
+            claimed = await self.desk.issue(tenant, batch, request, check_window=False)
         except (ClaimRefused, NotFound) as refused:
             log.info(
                 "drop not issued",
