@@ -1,10 +1,13 @@
 """Refunds after a coupon was used: a partial refund gives back the refunded lines'
 pro-rated share of the discount (the coupon stays used); once the whole order is refunded
 the coupon returns to the wallet, or, when its batch keeps used coupons, the whole
-subsidy goes back to the budget. Every movement is a ledger entry; each refund counts once."""
+subsidy goes back to the budget. Every movement is a ledger entry; each refund counts once,
+and each of many concurrent confirms charges the budget once."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -120,3 +123,50 @@ async def test_refund_input_is_checked(api: httpx.AsyncClient) -> None:
     assert none.status_code == 422
     coupon = (await ok(api.get("/customers/cus_b/coupons")))["items"][0]
     assert coupon["state"] == "used" and coupon["given_back"] == 0
+
+
+async def test_concurrent_confirms_of_one_budget_each_charge_it_exactly_once(
+    api: httpx.AsyncClient,
+) -> None:
+    """100 orders over four campaigns of one budget confirmed at once: every one is used
+    and charged once, and the budget's counters are what its ledger says."""
+    budget = (await ok(api.post("/budgets", json=_budget()), 201))["id"]
+    orders: list[str] = []
+    for k in range(4):
+        campaign = await ok(
+            api.post(
+                "/campaigns",
+                json={"name": f"c{k}", "budget_id": budget, "batches": [batch_spec(stock=25)]},
+            ),
+            201,
+        )
+        for name in ("submit", "approve", "start"):
+            approved = await ok(api.post(f"/campaigns/{campaign['id']}/{name}"))
+        batch_id = approved["batch_ids"]["main"]
+
+        async def locked(n: int, k: int = k, batch_id: str = batch_id) -> str:
+            coupon = await ok(claim(api, batch_id, f"cus_{k}_{n}"), 201)
+            order_id = f"o-{k}-{n}"
+            body = {"customer_id": coupon["customer_id"], "order": order(order_id)}
+            await ok(api.post(f"/coupons/{coupon['id']}/lock", json=body))
+            return order_id
+
+        orders += await asyncio.gather(*(locked(n) for n in range(25)))
+    answers = await asyncio.gather(*(api.post(f"/orders/{o}/confirm") for o in orders))
+    assert {r.status_code for r in answers} == {200}
+    ledger = await ok(api.get(f"/budgets/{budget}/ledger"))
+    consumes = [e for e in ledger["entries"] if e["movement"] == "consume"]
+    assert len(consumes) == 100 and len({e["coupon_id"] for e in consumes}) == 100
+    assert ledger["budget"]["consumed"] == 100_000 and ledger["explained"] is True
+
+
+def _budget() -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "name": "many campaigns",
+        "owner_kind": "department",
+        "owner": "growth",
+        "amount": 10_000_000,
+        "starts_at": (now - timedelta(days=1)).isoformat(),
+        "ends_at": (now + timedelta(days=30)).isoformat(),
+    }

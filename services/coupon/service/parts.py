@@ -22,7 +22,7 @@ from services.coupon.service.holds import Holding, release_due_holds
 from services.coupon.service.partner_webhooks import send_webhooks  # codes-and-partners part
 from services.coupon.service.policies import PolicyBook
 from services.coupon.service.rate_limits import RateLimiter
-from services.coupon.service.redemption import Checkout, RedemptionService
+from services.coupon.service.redemption import Checkout, RedemptionService, Turns
 from services.coupon.settings import CouponSettings
 from services.coupon.store.batches import BatchStore
 from services.coupon.store.budgets import BudgetStore
@@ -34,7 +34,7 @@ from services.coupon.store.policies import PolicyStore
 from services.coupon.store.rate_windows import RateWindowStore, sweep_expired
 
 log = logging.getLogger("services.coupon.parts")
-DESK, LIMITER, POLICIES = "claim_desk", "rate_limiter", "policies"
+DESK, LIMITER, POLICIES, TURNS = "claim_desk", "rate_limiter", "policies", "charge_turns"
 
 
 def policy(settings: CouponSettings) -> MarginPolicy:
@@ -56,7 +56,9 @@ def policies(runtime: Runtime) -> PolicyBook:
 
 
 def redemption(runtime: Runtime, settings: CouponSettings) -> RedemptionService:
-    return redemption_on(runtime.db, runtime.uow, settings, policies(runtime))
+    service = redemption_on(runtime.db, runtime.uow, settings, policies(runtime))
+    service.p.turns = runtime.state.setdefault(TURNS, Turns())
+    return service
 
 
 def redemption_on(

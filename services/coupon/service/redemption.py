@@ -8,9 +8,11 @@ transaction (reserved → consumed); a refund that gives the coupon back reverse
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -75,6 +77,19 @@ class Refund:
     lines: list[RefundLine] | None = None
 
 
+class Turns:
+    """Confirms and refunds charge the campaign's and the budget's documents: concurrent
+    transactions on them conflict and retry, each retry making the next conflict likelier
+    (160 concurrent confirms took 45 s). This replica's charges of one tenant take turns
+    instead; replicas still settle among themselves by conflict and retry."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def of(self, tenant: str) -> asyncio.Lock:
+        return self._locks[tenant]
+
+
 @dataclass
 class Checkout:
     #: None for an event handler, which brings its own transaction.
@@ -90,6 +105,8 @@ class Checkout:
     rng: random.Random
     #: Ended campaigns' holds: a coupon's use or return moves its hold with the reservation.
     holding: Holding
+    #: This replica's turns at a tenant's budgets and campaigns (see `Turns`).
+    turns: Turns = field(default_factory=lambda: Turns())
 
 
 class RedemptionService:
@@ -229,7 +246,8 @@ class RedemptionService:
 
     async def confirm(self, tenant: str, order_id: str) -> Coupon:
         """The order is paid: its coupon is used and its discount charged to the budget."""
-        coupon = await self._run(lambda tx: self.confirm_in(tx, tenant, order_id))
+        async with self.p.turns.of(tenant):
+            coupon = await self._run(lambda tx: self.confirm_in(tx, tenant, order_id))
         if coupon is None:
             raise NotFound(f"no coupon is locked to order {order_id}", code="no_coupon_for_order")
         return coupon
@@ -394,7 +412,8 @@ class RedemptionService:
     async def refund(
         self, tenant: str, order_id: str, refund: Refund | None = None
     ) -> RefundAnswer:
-        return await self._run(lambda tx: self.refund_in(tx, tenant, order_id, refund))
+        async with self.p.turns.of(tenant):
+            return await self._run(lambda tx: self.refund_in(tx, tenant, order_id, refund))
 
     async def refund_in(
         self, tx: Tx, tenant: str, order_id: str, refund: Refund | None = None
