@@ -41,7 +41,8 @@ async def customer_service(infra: Any) -> AsyncIterator[Customer]:
 
 @pytest.fixture(scope="module")
 def overrides(customer_service: Customer) -> dict[str, Any]:
-    return {"customer_base_url": customer_service.url, "code_insert_chunk": 2_000}
+    # Small chunks: each must come well within the read timeout, even on a loaded machine.
+    return {"customer_base_url": customer_service.url, "code_insert_chunk": 500}
 
 
 @pytest.fixture
