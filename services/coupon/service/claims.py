@@ -19,6 +19,8 @@ its lease (one update per flush) never conflicts with the lease growing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import time
 import uuid
@@ -64,6 +66,7 @@ from services.coupon.store.leases import LeaseStore, Taken
 from services.coupon.store.policies import PolicyStore
 from services.coupon.store.races import is_duplicate_key
 
+log = logging.getLogger("services.coupon.claims")
 BATCH_CACHE_SECONDS = 1.0
 ROUND_ATTEMPTS = 8
 
@@ -488,13 +491,20 @@ class ClaimDesk:
         return outcome
 
     async def stop(self) -> None:
-        """Stop the issuers and hand their unissued leases back to the stock."""
+        """Stop the issuers and hand their unissued leases back to the stock (a lease that
+        cannot be handed back now is swept back once this replica's heartbeat is stale)."""
         for issuer in self._issuers.values():
             await issuer.batcher.stop()
-            if issuer.lease_id is not None:
-                await self.close_lease(issuer.lease_id)
+            try:
+                if issuer.lease_id is not None:
+                    await self.close_lease(issuer.lease_id)
+            except Exception:
+                log.exception(
+                    "lease hand-back failed; the sweep returns it", extra={"lease": issuer.lease_id}
+                )
             issuer.lease, issuer.lease_id = 0, None
-        await self.leases.forget(self.replica)
+        with contextlib.suppress(Exception):
+            await self.leases.forget(self.replica)
 
     async def close_lease(self, lease_id: str) -> int | None:
         """Give the lease's unissued units back to its batch (None: closed before)."""
