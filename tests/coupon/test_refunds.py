@@ -170,3 +170,25 @@ def _budget() -> dict[str, Any]:
         "starts_at": (now - timedelta(days=1)).isoformat(),
         "ends_at": (now + timedelta(days=30)).isoformat(),
     }
+
+
+async def test_a_round_of_confirms_answers_each_order_for_itself(api: httpx.AsyncClient) -> None:
+    """Confirms arriving together share a round: an unknown order is a 404 of its own, a
+    repeated order is confirmed once, the others are charged once each."""
+    ids = await running_batches(api, batch_spec(stock=10))
+    orders = []
+    for n in range(5):
+        coupon = await ok(claim(api, ids["main"], f"cus_round_{n}"), 201)
+        body = {"customer_id": coupon["customer_id"], "order": order(f"o-round-{n}")}
+        await ok(api.post(f"/coupons/{coupon['id']}/lock", json=body))
+        orders.append(f"o-round-{n}")
+    asked = [*orders, "o-unknown", orders[0]]
+    answers = await asyncio.gather(*(api.post(f"/orders/{o}/confirm") for o in asked))
+    assert [r.status_code for r in answers] == [200] * 5 + [404, 200]
+    assert answers[5].json()["code"] == "no_coupon_for_order"
+    assert answers[0].json()["id"] == answers[6].json()["id"]
+    campaign_id = answers[0].json()["campaign_id"]
+    campaign = await ok(api.get(f"/campaigns/{campaign_id}"))
+    ledger = await ok(api.get(f"/budgets/{campaign['budget_id']}/ledger"))
+    assert [e["movement"] for e in ledger["entries"]].count("consume") == 5
+    assert campaign["consumed"] == 5_000 and ledger["explained"] is True

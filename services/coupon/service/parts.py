@@ -106,6 +106,8 @@ async def _hold_parts(runtime: Runtime) -> None:
     finally:
         await runtime.state[LIMITER].batcher.stop()
         await desk.stop()
+        if TURNS in runtime.state:
+            await runtime.state[TURNS].stop()
 
 
 async def _sweep_locks(runtime: Runtime) -> None:

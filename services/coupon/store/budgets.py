@@ -85,6 +85,39 @@ class BudgetStore:
         await self.record(tenant, budget_id, movement, amount, session, **refs)
         return _budget(doc)
 
+    async def consume_many(
+        self,
+        tenant: str,
+        budget_id: str,
+        uses: list[tuple[str, str, int]],
+        session: AsyncClientSession,
+    ) -> Budget | None:
+        """Charge many used coupons (campaign, coupon, amount) at once: one guarded update
+        by their total, and one ledger entry each in one insert (None: the reservation does
+        not cover them, nothing changed)."""
+        total = sum(amount for _, _, amount in uses)
+        doc = await self.budgets.find_one_and_update(
+            {"_id": budget_id, "tenant": tenant, "reserved": {"$gte": total}},
+            {"$inc": {"reserved": -total, "consumed": total}},
+            session=session,
+            return_document=True,
+        )
+        if doc is None:
+            return None
+        at = utcnow()
+        entries = [
+            LedgerEntry(
+                id=f"led_{uuid.uuid4().hex}", budget_id=budget_id, movement=Movement.CONSUME,
+                amount=amount, campaign_id=campaign_id, coupon_id=coupon_id, at=at,
+            )
+            for campaign_id, coupon_id, amount in uses
+        ]  # fmt: skip
+        await self.ledger.insert_many(
+            [{"_id": e.id, "tenant": tenant, **e.model_dump(exclude={"id"})} for e in entries],
+            session=session,
+        )
+        return _budget(doc)
+
     async def record(
         self,
         tenant: str,
