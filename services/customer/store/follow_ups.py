@@ -6,12 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.errors import InvalidInput
-from servicekit.mongo import Document, Index
+from servicekit.mongo import Document, Index, update_and_read
 from servicekit.pagination import PageRequest, encode_cursor
 from services.customer.domain.follow_ups import FollowUp, Reminder, ReminderState
 
@@ -125,14 +124,14 @@ class FollowUpStore:
     ) -> FollowUp | None:
         """Mark a due reminder sent, if it still is pending: of two replicas (or a worker and
         an advisor cancelling) one wins, and the others get None."""
-        doc = await self._follow_ups.find_one_and_update(
+        doc = await update_and_read(
+            self._follow_ups,
             {
                 "_id": follow_up_id,
                 "reminder.state": ReminderState.PENDING,
                 "reminder.remind_at": {"$lte": at},
             },
             {"$set": {"reminder.state": ReminderState.SENT, "reminder.sent_at": at}},
-            return_document=ReturnDocument.AFTER,
             session=session,
         )
         return _from_doc(doc) if doc else None

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from servicekit.mongo import Document, Index
+from servicekit.mongo import Document, Index, update_and_read
 from services.loyalty.domain.benefits import (
     Benefit,
     BenefitCard,
@@ -186,8 +186,8 @@ class GrantStore:
             found = await self._grants.find_one(query, session=session)
             return Grant.model_validate(found) if found else None
         query["uses_left"] = {"$gte": uses}
-        result = await self._grants.find_one_and_update(
-            query, {"$inc": {"uses_left": -uses}}, session=session, return_document=True
+        result = await update_and_read(
+            self._grants, query, {"$inc": {"uses_left": -uses}}, session=session
         )
         return Grant.model_validate(result) if result else None
 

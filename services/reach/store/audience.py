@@ -9,7 +9,7 @@ from datetime import datetime
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from servicekit.mongo import Document, Index
+from servicekit.mongo import Document, Index, update_and_read
 from services.reach.domain.pressure import Policy
 
 CONSENTS = "consents"
@@ -105,7 +105,8 @@ class AudienceStore:
         self, tenant: str, customer_id: str, platform_template_id: str, count: int
     ) -> int:
         """Add authorisations (each allows exactly one message); the balance after."""
-        doc = await self._quotas.find_one_and_update(
+        doc = await update_and_read(
+            self._quotas,
             {"_id": f"{tenant}/{customer_id}/{platform_template_id}"},
             {
                 "$inc": {"available": count},
@@ -113,8 +114,8 @@ class AudienceStore:
                 "$set": {"platform_template_id": platform_template_id},
             },
             upsert=True,
-            return_document=True,
         )
+        assert doc is not None  # upserted
         return int(doc["available"])
 
     async def quotas(

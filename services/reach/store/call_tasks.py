@@ -7,11 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from servicekit.mongo import Document
+from servicekit.mongo import Document, update_and_read
 from services.reach.domain.call_tasks import TaskState
 from services.reach.providers.call_task import CALL_TASKS
 
@@ -50,7 +49,8 @@ class CallTaskStore:
     async def claim(self, tenant: str, task_id: str, agent: str, now: datetime) -> Document | None:
         """Give an open, due task to `agent`; None when another agent holds it (or it is
         done, or not due)."""
-        return await self._tasks.find_one_and_update(
+        return await update_and_read(
+            self._tasks,
             {
                 "_id": task_id,
                 "tenant": tenant,
@@ -58,7 +58,6 @@ class CallTaskStore:
                 "due_at": {"$lte": now},
             },
             {"$set": {"state": str(TaskState.CLAIMED), "agent": agent, "claimed_at": now}},
-            return_document=ReturnDocument.AFTER,
         )
 
     async def close(
@@ -71,17 +70,17 @@ class CallTaskStore:
         session: AsyncClientSession,
     ) -> Document | None:
         """Record an attempt on a task `agent` holds; None when they do not hold it."""
-        return await self._tasks.find_one_and_update(
+        return await update_and_read(
+            self._tasks,
             {"_id": task_id, "tenant": tenant, "state": str(TaskState.CLAIMED), "agent": agent},
             {"$set": changes, "$push": {"attempts": attempt}},
             session=session,
-            return_document=ReturnDocument.AFTER,
         )
 
     async def release(self, tenant: str, task_id: str, agent: str) -> Document | None:
         """Give a claimed task back to the list (the agent cannot call now)."""
-        return await self._tasks.find_one_and_update(
+        return await update_and_read(
+            self._tasks,
             {"_id": task_id, "tenant": tenant, "state": str(TaskState.CLAIMED), "agent": agent},
             {"$set": {"state": str(TaskState.OPEN), "agent": None, "claimed_at": None}},
-            return_document=ReturnDocument.AFTER,
         )

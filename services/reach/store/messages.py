@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from servicekit.mongo import Document, Index
+from servicekit.mongo import Document, Index, update_and_read
 from services.reach.domain.conversion import Touch
 from services.reach.domain.messages import TOUCHES, Draft, Status
 from services.reach.domain.pressure import Counts, Windows
@@ -222,11 +221,12 @@ class MessageStore:
         session: AsyncClientSession,
     ) -> Document | None:
         """Apply a receipt when `only_if` holds; the message before the change, or None."""
-        return await self._messages.find_one_and_update(
+        return await update_and_read(
+            self._messages,
             {"_id": message_id, "tenant": tenant, **only_if},
             {"$set": fields},
             session=session,
-            return_document=ReturnDocument.BEFORE,
+            before=True,
         )
 
     async def forget(self, tenant: str, customer_id: str, session: AsyncClientSession) -> None:
