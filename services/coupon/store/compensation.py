@@ -14,12 +14,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.clock import utcnow
-from servicekit.mongo import Document, Index
+from servicekit.mongo import Document, Index, update_and_read
 from servicekit.pagination import PageRequest, next_cursor
 from services.coupon.domain.compensation import (
     Compensation,
@@ -238,11 +237,12 @@ class CompensationStore:
         self, tenant: str, order_id: str, compensation_id: str, session: AsyncClientSession
     ) -> list[str]:
         """Add the compensation to its order's list; the compensations it listed before."""
-        before = await self.orders.find_one_and_update(
+        before = await update_and_read(
+            self.orders,
             {"_id": key(tenant, "order", order_id)},
             {"$addToSet": {"compensations": compensation_id}},
             upsert=True,
-            return_document=ReturnDocument.BEFORE,
+            before=True,
             session=session,
         )
         return [c for c in (before or {}).get("compensations", []) if c != compensation_id]
