@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench.raw_capacity import on_infrastructure, write_results
+from bench.raw_capacity import infrastructure_arguments, run_benchmark
 from services.coupon.main import create_app
 from services.coupon.settings import CouponSettings
 from tests.support.servers import serve
@@ -168,29 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=10.0)
-    parser.add_argument(
-        "--external",
-        action="store_true",
-        help="use KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI instead of embedded servers",
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    infrastructure_arguments(parser, RESULTS_PATH)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    document = on_infrastructure(
-        args.external,
-        "bench-alerts-",
-        lambda kafka, mongo: asyncio.run(run(kafka, mongo, args)),
-    )
+    document = run_benchmark(args, "bench-alerts-", lambda kafka, mongo: run(kafka, mongo, args))
     print(f"{args.subscribers} streams, {args.rounds} rounds")
     for row in document["rows"]:
         print(
             f"{row['event']:<15} deliveries {row['deliveries']:>6}  p50 {row['p50_ms']:>7} ms"
             f"  p99 {row['p99_ms']:>7} ms  max {row['max_ms']:>7} ms"
         )
-    write_results(document, args.output)
     return 0
 
 

@@ -45,10 +45,10 @@ from pymongo import AsyncMongoClient
 
 from bench.raw_capacity import (
     format_table,
-    on_infrastructure,
+    infrastructure_arguments,
     rates,
+    run_benchmark,
     run_raw_capacity,
-    write_results,
 )
 from devstack import free_ports
 from servicekit.context import Actor
@@ -455,24 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
         default={"core", "service", "gateway"},
         help="comma-separated: core (in-process, no HTTP), service, gateway",
     )
-    parser.add_argument(
-        "--external",
-        action="store_true",
-        help="use KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI instead of starting embedded servers",
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    infrastructure_arguments(parser, RESULTS_PATH)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    document = on_infrastructure(
-        args.external,
-        "bench-coupon-",
-        lambda kafka, mongo: asyncio.run(run_sale(kafka, mongo, args)),
-    )
-    write_results(document, args.output)
-    print(f"\nresults written to {args.output}", file=sys.stderr)
+    run_benchmark(args, "bench-coupon-", lambda kafka, mongo: run_sale(kafka, mongo, args))
     return 0
 
 

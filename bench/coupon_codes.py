@@ -26,7 +26,6 @@ import asyncio
 import datetime as dt
 import os
 import platform
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,10 +38,10 @@ from pymongo import AsyncMongoClient
 from bench.coupon_claims import _drop, _ms, running_batch, uvicorn
 from bench.raw_capacity import (
     format_table,
-    on_infrastructure,
+    infrastructure_arguments,
     rates,
+    run_benchmark,
     run_raw_capacity,
-    write_results,
 )
 from devstack import free_ports
 from services.coupon.domain.codes import new_code
@@ -218,20 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--codes", type=int, default=DEFAULT_CODES)
     parser.add_argument("--redemptions", type=int, default=DEFAULT_REDEMPTIONS)
     parser.add_argument("--in-flight", type=int, default=DEFAULT_IN_FLIGHT)
-    parser.add_argument("--external", action="store_true")
-    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    infrastructure_arguments(parser, RESULTS_PATH)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    document = on_infrastructure(
-        args.external,
-        "bench-codes-",
-        lambda kafka, mongo: asyncio.run(run_codes(kafka, mongo, args)),
-    )
-    write_results(document, args.output)
-    print(f"\nresults written to {args.output}", file=sys.stderr)
+    run_benchmark(args, "bench-codes-", lambda kafka, mongo: run_codes(kafka, mongo, args))
     return 0
 
 

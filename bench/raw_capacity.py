@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -321,6 +321,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     return parser
+
+
+def infrastructure_arguments(parser: argparse.ArgumentParser, results_path: Path) -> None:
+    """The options every benchmark takes: where the servers are, where results go."""
+    parser.add_argument(
+        "--external",
+        action="store_true",
+        help="use KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI instead of starting embedded servers",
+    )
+    parser.add_argument("--output", type=Path, default=results_path)
+
+
+def run_benchmark(
+    args: argparse.Namespace,
+    prefix: str,
+    run: Callable[[str, str], Coroutine[Any, Any, dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run `run(bootstrap, mongodb_uri)` on the infrastructure `args` name and write the
+    results document it returns to `args.output`."""
+    document = on_infrastructure(
+        args.external, prefix, lambda kafka, mongo: asyncio.run(run(kafka, mongo))
+    )
+    write_results(document, args.output)
+    print(f"\nresults written to {args.output}", file=sys.stderr)
+    return document
 
 
 def _external_addresses() -> tuple[str, str]:
