@@ -23,7 +23,8 @@ import httpx
 from pymongo.errors import DuplicateKeyError
 
 from servicekit.clock import utcnow
-from servicekit.errors import Conflict, DomainError, InvalidInput, NotFound
+from servicekit.errors import Conflict, InvalidInput, NotFound
+from servicekit.peers import Peer
 from servicekit.runtime import Runtime
 from servicekit.unit_of_work import Tx
 from services.coupon.domain.partners import (
@@ -38,13 +39,12 @@ from services.coupon.service.claims import ClaimDesk, Claimed, ClaimRefused, Cla
 from services.coupon.service.codes import CodeDesk, mint, new_lot, partner_channel
 from services.coupon.service.partner_webhooks import http_client, offer_given
 from services.coupon.service.rate_limits import RateLimiter
+from services.coupon.service.segments import CALLER
 from services.coupon.settings import CouponSettings
 from services.coupon.store.codes import CodeLot
 from services.coupon.store.partner_webhooks import DeliveryStore
 from services.coupon.store.partners import PartnerStore
 
-#: Who the coupon service says it is to the customer service.
-ACTOR_HEADERS = {"X-Actor-Id": "coupon", "X-Actor-Kind": "service"}
 CODES, ISSUES = "codes_left", "issues_left"
 
 
@@ -58,30 +58,18 @@ class NoQuota(NotFound):
         super().__init__(f"no partner quota on batch {batch_id}", code="quota_not_found")
 
 
-class PeerUnavailable(DomainError):
-    status = 503
-    title = "A service the coupon service depends on is unavailable"
-
-
 class CustomerDirectory:
     """Our customer named by mobile, asked of the customer service (its blind index)."""
 
     def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
-        self.http, self.base_url = http, base_url.rstrip("/")
+        self.customers = Peer(http, base_url, name="customer", caller=CALLER)
 
     async def by_mobile(self, tenant: str, mobile: str) -> str | None:
-        try:
-            response = await self.http.get(
-                f"{self.base_url}/customers",
-                params={"mobile": mobile, "limit": 1},
-                headers={"X-Tenant-Id": tenant, **ACTOR_HEADERS},
-            )
-        except httpx.TransportError as exc:
-            raise PeerUnavailable(f"the customer service cannot be reached: {exc!r}") from exc
+        response = await self.customers.get("/customers", tenant, {"mobile": mobile, "limit": 1})
         if response.status_code == 422:
             raise InvalidInput("not a valid mobile number", field="mobile")
         if response.status_code != 200:
-            raise PeerUnavailable(f"the customer service answered {response.status_code}")
+            raise self.customers.unavailable(f"answered {response.status_code}")
         items = response.json()["items"]
         return str(items[0]["id"]) if items else None
 

@@ -29,10 +29,11 @@ from tenacity import (
 
 from servicekit.errors import Conflict, NotFound
 from servicekit.jobs import Job, JobContext, JobHandler, submit
+from servicekit.peers import PeerUnavailable
 from servicekit.runtime import Runtime
 from services.coupon.service import channels
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
-from services.coupon.service.segments import SegmentMembers, TaggingUnavailable
+from services.coupon.service.segments import SegmentMembers
 from services.coupon.store.batches import BatchState
 
 JOB_KIND = "coupon.targeted_issue"
@@ -172,7 +173,7 @@ async def _patiently(
     """A page, waiting out a tagging outage of up to `TAGGING_PATIENCE` (a failed job
     would leave the rest of the segment to a new issue, under new references)."""
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(TaggingUnavailable),
+        retry=retry_if_exception_type(PeerUnavailable),
         stop=stop_after_delay(TAGGING_PATIENCE.total_seconds()),
         wait=wait_exponential_jitter(multiplier=0.5, max=15),
         reraise=True,

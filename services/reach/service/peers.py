@@ -4,46 +4,20 @@
 from __future__ import annotations
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
-from servicekit.errors import DomainError, NotFound
+from servicekit.errors import NotFound
+from servicekit.peers import Peer, PeerUnavailable
 
 #: Who reach says it is: a service allowed to see contacts (the customer service masks them
 #: for callers without this role).
 ACTOR_HEADERS = {"X-Actor-Id": "reach", "X-Actor-Kind": "service", "X-Actor-Roles": "pii_viewer"}
 
 
-class PeerUnavailable(DomainError):
-    status = 503
-    title = "A service reach depends on is unavailable"
-
-
-async def _get(
-    http: httpx.AsyncClient, url: str, tenant: str, params: dict[str, str | int] | None = None
-) -> httpx.Response:
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(httpx.TransportError),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential_jitter(multiplier=0.2, max=2),
-        reraise=True,
-    ):
-        with attempt:
-            return await http.get(
-                url, params=params, headers={"X-Tenant-Id": tenant, **ACTOR_HEADERS}
-            )
-    raise AssertionError("unreachable")
-
-
 class SegmentMembers:
     """Pages of a segment's members from the tagging service, live or a frozen snapshot."""
 
     def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
-        self.http, self.base_url = http, base_url.rstrip("/")
+        self.tagging = Peer(http, base_url, name="tagging", caller=ACTOR_HEADERS)
 
     async def page(
         self, tenant: str, segment_id: str, snapshot_id: str | None, cursor: str | None, limit: int
@@ -54,19 +28,14 @@ class SegmentMembers:
         params: dict[str, str | int] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
-        try:
-            response = await _get(self.http, self.base_url + path, tenant, params)
-        except httpx.TransportError as exc:
-            raise PeerUnavailable(
-                f"the tagging service cannot be reached: {type(exc).__name__}"
-            ) from exc
+        response = await self.tagging.get(path, tenant, params)
         if response.status_code == 404:
             raise NotFound(
                 f"no segment {segment_id} (or snapshot) in the tagging service",
                 code="segment_not_found",
             )
         if response.status_code != 200:
-            raise PeerUnavailable(f"the tagging service answered {response.status_code}")
+            raise self.tagging.unavailable(f"answered {response.status_code}")
         body = response.json()
         ids = [i if isinstance(i, str) else i["customer_id"] for i in body["items"]]
         return ids, body.get("next_cursor")
@@ -81,11 +50,12 @@ class CustomerContacts:
 
     def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
         self.http, self.base_url = http, base_url.rstrip("/")
+        self.customers = Peer(http, base_url, name="customer", caller=ACTOR_HEADERS)
 
     async def resolve(self, tenant: str, customer_id: str, kind: str) -> str | None:
         try:
-            response = await _get(self.http, f"{self.base_url}/customers/{customer_id}", tenant)
-        except httpx.TransportError:
+            response = await self.customers.get(f"/customers/{customer_id}", tenant)
+        except PeerUnavailable:
             return None
         if response.status_code != 200:
             return None
