@@ -22,7 +22,7 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from servicekit.mongo import Document, Index
+from servicekit.mongo import Document, Index, update_and_read
 from servicekit.pagination import PageRequest, next_cursor
 from services.coupon.domain.coupons import Coupon, CouponState
 
@@ -217,12 +217,10 @@ class CouponStore:
         update: dict[str, Any],
         session: AsyncClientSession,
     ) -> Coupon | None:
-        """Apply `update` only if the coupon still matches `expect`; None when it does not."""
-        doc = await self.coupons.find_one_and_update(
-            {"_id": coupon_id, "tenant": tenant, **expect},
-            update,
-            session=session,
-            return_document=True,
+        """Apply `update` only if the coupon still matches `expect`; None when it does not.
+        (Not findAndModify: the embedded store answers it by scanning every coupon.)"""
+        doc = await update_and_read(
+            self.coupons, {"_id": coupon_id, "tenant": tenant, **expect}, update, session=session
         )
         return coupon(doc) if doc else None
 

@@ -8,7 +8,8 @@ holds unissued is exactly `leased - issued`. Closing a lease (a clean stop, or t
 of a replica whose heartbeat stopped) marks it returned and gives that back to the stock
 in one transaction. A flush counts its coupons only while the lease is still active: if a
 sweep closed it meanwhile, the two transactions conflict on the lease document and the
-flush finds it returned and issues nothing, so stock is never given back twice."""
+flush finds it returned and issues nothing, so stock is never given back twice. (No
+findAndModify: the embedded store answers it by scanning the collection.)"""
 
 from __future__ import annotations
 
@@ -16,11 +17,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from servicekit.mongo import Document, Index
+from servicekit.mongo import Document, Index, update_and_read
 from services.coupon.store.batches import BATCHES
 
 LEASES = "stock_leases"
@@ -82,10 +82,10 @@ class LeaseStore:
         self, tenant: str, batch_id: str, wanted: int, session: AsyncClientSession
     ) -> tuple[int, int]:
         while wanted > 0:
-            doc = await self.batches.find_one_and_update(
+            doc = await update_and_read(
+                self.batches,
                 {"_id": batch_id, "tenant": tenant, "unleased": {"$gte": wanted}},
                 {"$inc": {"unleased": -wanted}},
-                return_document=ReturnDocument.AFTER,
                 session=session,
             )
             if doc is not None:
@@ -108,10 +108,10 @@ class LeaseStore:
         self, lease_id: str, by: str, now: datetime, session: AsyncClientSession
     ) -> int | None:
         """Return the lease's unissued units to its batch's stock (None: closed before)."""
-        lease = await self.leases.find_one_and_update(
+        lease = await update_and_read(
+            self.leases,
             {"_id": lease_id, "state": ACTIVE},
             {"$set": {"state": RETURNED, "returned_by": by, "returned_at": now}},
-            return_document=ReturnDocument.AFTER,
             session=session,
         )
         if lease is None:
