@@ -3,21 +3,20 @@
 from fastapi import APIRouter
 
 from servicekit.jobs import jobs_router  # channels part (issue 7)
-
 from services.coupon.api import (
     alerts,  # monitoring-and-alerts part (issue 7)
     budgets,
     campaigns,
     claim_centre,  # channels part (issue 7)
     claims,
-    codes,
+    codes,  # codes-and-partners part
     compensation,  # compensation-and-subsidy part
     drops,  # channels part (issue 7)
     partner,  # codes-and-partners part
     policy,  # core part (issue 6)
+    stats,  # monitoring-and-alerts part (issue 7)
     subsidies,  # compensation-and-subsidy part
     targeted,  # channels part (issue 7)
-    stats,  # monitoring-and-alerts part (issue 7)
     wallet,
 )
 
@@ -26,6 +25,7 @@ for part in (budgets, campaigns, claims, wallet):
     router.include_router(part.router)
 router.include_router(compensation.router)  # compensation-and-subsidy part
 router.include_router(subsidies.router)  # compensation-and-subsidy part
+
 router.include_router(codes.router)  # codes-and-partners part
 router.include_router(partner.router)  # codes-and-partners part
 

@@ -18,7 +18,6 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, tzinfo
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -45,7 +44,8 @@ from services.coupon.domain.compensation_policy import (
     period_key,
 )
 from services.coupon.service.claims import ClaimDesk, ClaimRefused, ClaimRequest
-from services.coupon.settings import CouponSettings
+from services.coupon.service.parts import policies
+from services.coupon.service.policies import PolicyBook
 from services.coupon.store.batches import BatchStore
 from services.coupon.store.compensation import (
     CompensationStore,
@@ -66,13 +66,14 @@ class CompensationService:
         store: CompensationStore,
         batches: BatchStore,
         desk: ClaimDesk,
-        zone: tzinfo,
+        policies: PolicyBook,
     ) -> None:
         self.uow = uow
         self.store = store
         self.batches = batches
         self.desk = desk
-        self.zone = zone
+        #: Periods (day, week, month) are counted in the tenant's own time zone.
+        self.policies = policies
 
     # ------------------------------------------------------------------ policy
 
@@ -113,13 +114,14 @@ class CompensationService:
         specs = await self._specs(tenant, policy.batch_ids)
         discounts = {i: spec.discount for i, spec in specs.items()}
         batch_id, value = rules.choose_batch(policy, request, discounts)
+        zone = (await self.policies.of(tenant)).zone
 
         async def decide(tx: Tx) -> tuple[Compensation, bool]:
             found = await self.store.get(tenant, cid, tx.session)
             if found is not None:
                 return found, False  # the same reference raced us and won
             now = utcnow()
-            periods = self._periods(tenant, request.customer_id, now)
+            periods = _periods(tenant, request.customer_id, now, zone)
             tallies = await self.store.read_tallies(periods, tx.session)
             seen = []
             if request.order_id is not None:
@@ -130,7 +132,7 @@ class CompensationService:
                 await tx.emit(_held(c), tenant=tenant)
             else:
                 await self.store.count_within(periods, policy.period_limits, value, tx.session)
-                c = c.model_copy(update={"counted_in": _keys(periods, now, self.zone)})
+                c = c.model_copy(update={"counted_in": _keys(periods, now, zone)})
             await self.store.add(tenant, c, tx.session)
             return c, True
 
@@ -156,23 +158,21 @@ class CompensationService:
             return await self._issue(tenant, existing, undo_to=undo)
         return existing
 
-    def _periods(self, tenant: str, customer_id: str, now: datetime) -> dict[Period, str]:
-        return {p: tally_id(tenant, customer_id, p, period_key(p, now, self.zone)) for p in Period}
-
     # ------------------------------------------------------------------ review
 
     async def approve(self, tenant: str, cid: str, actor: Actor, note: str | None) -> Compensation:
         """Count it (a reviewer's approval is not held to the thresholds) and issue it."""
+        zone = (await self.policies.of(tenant)).zone
 
         async def work(tx: Tx) -> Compensation:
             c = await self._get(tenant, cid, tx)
             now = utcnow()
             moved = rules.approved(c, by=actor.id, now=now, note=note)
-            periods = self._periods(tenant, c.customer_id, now)
+            periods = _periods(tenant, c.customer_id, now, zone)
             for tally in periods.values():
                 await self.store.count(tally, 1, c.value, tx.session)
             moved = moved.model_copy(
-                update={"counted_in": _keys(periods, now, self.zone), "issue_refusal": None}
+                update={"counted_in": _keys(periods, now, zone), "issue_refusal": None}
             )
             await self._save(tenant, moved, c.state, tx)
             return moved
@@ -302,15 +302,17 @@ class CompensationService:
 
 
 def compensations_on(runtime: Runtime, desk: ClaimDesk) -> CompensationService:
-    settings = runtime.settings
-    assert isinstance(settings, CouponSettings)
     return CompensationService(
         runtime.uow,
         CompensationStore(runtime.db),
         BatchStore(runtime.db),
         desk,
-        ZoneInfo(settings.time_zone),
+        policies(runtime),
     )
+
+
+def _periods(tenant: str, customer_id: str, now: datetime, zone: tzinfo) -> dict[Period, str]:
+    return {p: tally_id(tenant, customer_id, p, period_key(p, now, zone)) for p in Period}
 
 
 def _keys(periods: dict[Period, str], now: datetime, zone: tzinfo) -> dict[Period, str]:
