@@ -128,7 +128,7 @@ async def test_many_concurrent_visits_share_one_read_of_the_open_batches(
         return await load(*args)
 
     claim_centre.store.open_batches = counted
-    claim_centre._cache.pop(tenant, None)
+    claim_centre.batches.forget(tenant)
     try:
         answers = await asyncio.gather(*(centre(api, f"cus_{n}") for n in range(40)))
     finally:

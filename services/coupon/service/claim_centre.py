@@ -11,12 +11,11 @@ sold out elsewhere; the claim itself is always decided on the hot path."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import datetime
 
 from pydantic import BaseModel
 
+from servicekit.caching import TenantCache
 from servicekit.clock import utcnow
 from services.coupon.domain import claim_centre as rules
 from services.coupon.domain.batches import Audience
@@ -41,25 +40,13 @@ class ClaimCentre:
         self.desk = desk
         self.store = store
         self.holdings = holdings
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, list[Batch]]] = {}
-        self._loading: dict[str, asyncio.Future[list[Batch]]] = {}
+        self.batches = TenantCache(self._load, ttl)
 
     async def open_batches(self, tenant: str) -> list[Batch]:
-        cached = self._cache.get(tenant)
-        if cached and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        loading = self._loading.get(tenant)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(tenant))
-            self._loading[tenant] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(tenant, None))
-        return await asyncio.shield(loading)
+        return await self.batches.get(tenant)
 
     async def _load(self, tenant: str) -> list[Batch]:
-        batches = await self.store.open_batches(tenant, utcnow())
-        self._cache[tenant] = (time.monotonic(), batches)
-        return batches
+        return await self.store.open_batches(tenant, utcnow())
 
     async def for_customer(self, tenant: str, customer_id: str) -> ClaimCentreView:
         now = utcnow()

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from servicekit.caching import TenantCache
 from servicekit.clock import utcnow
 from servicekit.errors import InvalidInput, NotFound
 from servicekit.pagination import PageRequest
@@ -68,10 +68,8 @@ class Drops:
         self.store = store
         self.holdings = holdings
         self.limiter = limiter
-        self.ttl = ttl
         self.rng = random.SystemRandom()
-        self._cache: dict[str, tuple[float, list[DropRule]]] = {}
-        self._loading: dict[str, asyncio.Future[list[DropRule]]] = {}
+        self.live_rules = TenantCache(self._load, ttl)
 
     # ------------------------------------------------------------------ rules
 
@@ -87,7 +85,7 @@ class Drops:
             updated_at=now,
         )
         await self.store.add(tenant, rule)
-        self._forget(tenant)
+        self.live_rules.forget(tenant)
         return rule
 
     async def replace(
@@ -105,13 +103,13 @@ class Drops:
         )
         if not await self.store.replace(tenant, rule):
             raise _missing(rule_id)
-        self._forget(tenant)
+        self.live_rules.forget(tenant)
         return rule
 
     async def delete(self, tenant: str, rule_id: str) -> None:
         if not await self.store.delete(tenant, rule_id):
             raise _missing(rule_id)
-        self._forget(tenant)
+        self.live_rules.forget(tenant)
 
     async def get(self, tenant: str, rule_id: str) -> DropRule:
         rule = await self.store.get(tenant, rule_id)
@@ -131,7 +129,7 @@ class Drops:
     async def check(self, tenant: str, check: Check) -> list[Dropped]:
         """What drops for the customer on this login or page open (often nothing)."""
         now = utcnow()
-        live = await self._live(tenant)
+        live = await self.live_rules.get(tenant)
         matching = [r for r in live if rules.matches(r, check.trigger, check.page, now)]
         if not matching:
             return []
@@ -202,24 +200,8 @@ class Drops:
             return None
         return Dropped(rule.id, claimed.coupon, claimed.created)
 
-    async def _live(self, tenant: str) -> list[DropRule]:
-        cached = self._cache.get(tenant)
-        if cached and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        loading = self._loading.get(tenant)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(tenant))
-            self._loading[tenant] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(tenant, None))
-        return await asyncio.shield(loading)
-
     async def _load(self, tenant: str) -> list[DropRule]:
-        live = await self.store.live(tenant, utcnow())
-        self._cache[tenant] = (time.monotonic(), live)
-        return live
-
-    def _forget(self, tenant: str) -> None:
-        self._cache.pop(tenant, None)
+        return await self.store.live(tenant, utcnow())
 
 
 def _earlier_drops(held: list[Held]) -> dict[str, list[datetime]]:

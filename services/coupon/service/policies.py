@@ -6,9 +6,7 @@ period; concurrent readers of an expired entry share one store read."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
+from servicekit.caching import TenantCache
 from servicekit.clock import utcnow
 from services.coupon.domain.policy import PolicyDraft, TenantPolicy
 from services.coupon.settings import CouponSettings
@@ -28,30 +26,18 @@ class PolicyBook:
     def __init__(self, store: PolicyStore, settings: CouponSettings) -> None:
         self.store = store
         self.default = default_policy(settings)
-        self.ttl = settings.policy_cache_seconds
-        self._cache: dict[str, tuple[float, TenantPolicy]] = {}
-        self._loading: dict[str, asyncio.Future[TenantPolicy]] = {}
+        self._policies = TenantCache(self._load, settings.policy_cache_seconds)
 
     async def of(self, tenant: str) -> TenantPolicy:
-        cached = self._cache.get(tenant)
-        if cached and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        loading = self._loading.get(tenant)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(tenant))
-            self._loading[tenant] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(tenant, None))
-        return await asyncio.shield(loading)
+        return await self._policies.get(tenant)
 
     async def _load(self, tenant: str) -> TenantPolicy:
-        policy = await self.store.get(tenant) or self.default
-        self._cache[tenant] = (time.monotonic(), policy)
-        return policy
+        return await self.store.get(tenant) or self.default
 
     async def put(self, tenant: str, draft: PolicyDraft, actor_id: str) -> TenantPolicy:
         policy = TenantPolicy(
             **draft.model_dump(), own=True, updated_by=actor_id, updated_at=utcnow()
         )
         await self.store.put(tenant, policy)
-        self._cache[tenant] = (time.monotonic(), policy)
+        self._policies.put(tenant, policy)
         return policy
