@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import socket
@@ -117,16 +116,17 @@ class Runtime:
         self.tasks.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
+        """Stop the workers, consumers, producer and client, each within `STOP_GRACE`: a
+        worker deaf to cancellation or a broker slow to let a group member go must not keep
+        the process from stopping (the work is redelivered or its lease lapses)."""
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _within_grace(task, f"worker {task.get_name()}")
         await self.relay.release_lease()
         for consumer in self.consumers:
-            with contextlib.suppress(Exception):
-                await consumer.kafka.stop()  # type: ignore[attr-defined]
-        await self.producer.stop()
+            await _within_grace(consumer.kafka.stop(), "consumer")  # type: ignore[attr-defined]
+        await _within_grace(self.producer.stop(), "producer")
         await self.client.close()
 
     async def readiness(self) -> dict[str, Any]:
@@ -140,6 +140,20 @@ class Runtime:
             s == "running" for s in tasks.values()
         )
         return {"ready": ready, "checks": checks, "workers": tasks}
+
+
+#: How long stopping waits for each part.
+STOP_GRACE = 10.0
+
+
+async def _within_grace(awaitable: Any, what: str) -> None:
+    try:
+        async with asyncio.timeout(STOP_GRACE):
+            await awaitable
+    except TimeoutError:
+        log.warning("%s did not stop within %.0f s; left behind", what, STOP_GRACE)
+    except (asyncio.CancelledError, Exception):
+        pass
 
 
 async def _check(awaitable: Any) -> str:
