@@ -212,7 +212,11 @@ async def test_tagging_follows_stages_merges_and_erasure(system: System) -> None
     )
     stages = {k: v for k, v in portrait.json()["by_lifecycle_stage"].items() if v}
     assert stages == {"customer": 1}
-    gone = await system.gateway.get(f"/api/v1/tagging/customers/{leaving}/profile", headers=tenant)
+    # The profile follows the erasure through its own consumer, not the portrait's.
+    gone = await eventually(
+        lambda: system.gateway.get(f"/api/v1/tagging/customers/{leaving}/profile", headers=tenant),
+        until=lambda r: r.status_code == 404,
+    )
     assert gone.status_code == 404
 
 
