@@ -14,7 +14,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from servicekit.errors import DomainError
+from servicekit.errors import DomainError, NotFound
 from servicekit.headers import TENANT_HEADER
 
 Params = Mapping[str, str | int]
@@ -56,3 +56,34 @@ class Peer:
 
     def unavailable(self, why: str) -> PeerUnavailable:
         return PeerUnavailable(f"the {self.name} service {why}", code=f"{self.name}_unavailable")
+
+
+class SegmentMembers:
+    """Pages of a segment's members from the tagging service, in customer id order, live or
+    from a frozen snapshot: the published members API that campaigns and targeted issues
+    page through."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, *, caller: Mapping[str, str]):
+        self.tagging = Peer(http, base_url, name="tagging", caller=caller)
+
+    async def page(
+        self, tenant: str, segment_id: str, snapshot_id: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """One page of member ids and the cursor after it (None: the last page)."""
+        path = f"/segments/{segment_id}/members"
+        if snapshot_id:
+            path = f"/segments/{segment_id}/snapshots/{snapshot_id}/members"
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        response = await self.tagging.get(path, tenant, params)
+        if response.status_code == 404:
+            raise NotFound(
+                f"no segment {segment_id} (or snapshot) in the tagging service",
+                code="segment_not_found",
+            )
+        if response.status_code != 200:
+            raise self.tagging.unavailable(f"answered {response.status_code}")
+        body = response.json()
+        ids = [i if isinstance(i, str) else i["customer_id"] for i in body["items"]]
+        return ids, body.get("next_cursor")

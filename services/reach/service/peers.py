@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from servicekit.errors import NotFound
+from servicekit import peers
 from servicekit.peers import Peer, PeerUnavailable
 
 #: Who reach says it is: a service allowed to see contacts (the customer service masks them
@@ -13,32 +13,9 @@ from servicekit.peers import Peer, PeerUnavailable
 ACTOR_HEADERS = {"X-Actor-Id": "reach", "X-Actor-Kind": "service", "X-Actor-Roles": "pii_viewer"}
 
 
-class SegmentMembers:
-    """Pages of a segment's members from the tagging service, live or a frozen snapshot."""
-
+class SegmentMembers(peers.SegmentMembers):
     def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
-        self.tagging = Peer(http, base_url, name="tagging", caller=ACTOR_HEADERS)
-
-    async def page(
-        self, tenant: str, segment_id: str, snapshot_id: str | None, cursor: str | None, limit: int
-    ) -> tuple[list[str], str | None]:
-        path = f"/segments/{segment_id}/members"
-        if snapshot_id:
-            path = f"/segments/{segment_id}/snapshots/{snapshot_id}/members"
-        params: dict[str, str | int] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        response = await self.tagging.get(path, tenant, params)
-        if response.status_code == 404:
-            raise NotFound(
-                f"no segment {segment_id} (or snapshot) in the tagging service",
-                code="segment_not_found",
-            )
-        if response.status_code != 200:
-            raise self.tagging.unavailable(f"answered {response.status_code}")
-        body = response.json()
-        ids = [i if isinstance(i, str) else i["customer_id"] for i in body["items"]]
-        return ids, body.get("next_cursor")
+        super().__init__(http, base_url, caller=ACTOR_HEADERS)
 
 
 class CustomerContacts:
