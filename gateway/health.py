@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
-import httpx
+import aiohttp
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from gateway.deps import SettingsDep, UpstreamClientDep
+from gateway.deps import SettingsDep, UpstreamDep
+from gateway.upstream import Probe, Upstream
 from servicekit.context import current_request_id
 from servicekit.headers import REQUEST_ID_HEADER
 
@@ -26,26 +27,29 @@ async def livez() -> dict[str, str]:
 
 
 @router.get("/healthz")
-async def healthz(client: UpstreamClientDep, settings: SettingsDep) -> JSONResponse:
+async def healthz(upstream: UpstreamDep, settings: SettingsDep) -> JSONResponse:
     """Every service's readiness, asked concurrently: 200 when all are ready, else 503
     with the state of each."""
-    return await system_health(client, settings.upstreams(), probe_timeout=settings.probe_timeout)
+    return await system_health(upstream, settings.upstreams(), probe_timeout=settings.probe_timeout)
 
 
 @router.get("/readyz")
-async def readyz(client: UpstreamClientDep) -> JSONResponse:
+async def readyz(upstream: UpstreamDep) -> JSONResponse:
     """The gateway's own readiness: its upstream pool is open. A service that is down
     answers its own routes with 503; it does not take every gateway replica out of
     rotation (that view is /healthz)."""
-    ready = not client.is_closed
+    ready = not upstream.closed
     return JSONResponse({"status": "ok" if ready else "closing"}, status_code=200 if ready else 503)
 
 
 async def system_health(
-    client: httpx.AsyncClient, upstreams: dict[str, str], *, probe_timeout: float
+    upstream: Upstream, upstreams: dict[str, str], *, probe_timeout: float
 ) -> JSONResponse:
     states = await asyncio.gather(
-        *(service_health(client, base, probe_timeout=probe_timeout) for base in upstreams.values())
+        *(
+            service_health(upstream, base, probe_timeout=probe_timeout)
+            for base in upstreams.values()
+        )
     )
     services = dict(zip(upstreams, states, strict=True))
     healthy = all(state["status"] == "ok" for state in services.values())
@@ -53,24 +57,31 @@ async def system_health(
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-async def service_health(
-    client: httpx.AsyncClient, base: str, *, probe_timeout: float
-) -> dict[str, Any]:
+async def service_health(upstream: Upstream, base: str, *, probe_timeout: float) -> dict[str, Any]:
     """One service's `/readyz`: its verdict, with its own account of why as the detail."""
     try:
-        response = await client.get(
+        answer = await upstream.probe(
             f"{base}/readyz",
-            timeout=probe_timeout,
+            within=probe_timeout,
             headers={REQUEST_ID_HEADER: current_request_id.get() or ""},
         )
-    except httpx.HTTPError as exc:
-        return {"status": "unavailable", "detail": {"error": type(exc).__name__}}
-    status: ServiceStatus = "ok" if response.status_code == 200 else "not_ready"
-    return {"status": status, "detail": _json_or_status(response)}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return {"status": "unavailable", "detail": {"error": _failure(exc)}}
+    status: ServiceStatus = "ok" if answer.status == 200 else "not_ready"
+    return {"status": status, "detail": _json_or_status(answer)}
 
 
-def _json_or_status(response: httpx.Response) -> Any:
+def _json_or_status(answer: Probe) -> Any:
     try:
-        return response.json()
+        return answer.json()
     except ValueError:
-        return {"http_status": response.status_code}
+        return {"http_status": answer.status}
+
+
+def _failure(exc: Exception) -> str:
+    """Why a probe got no answer, in words that do not depend on the HTTP library."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "unreachable"
+    if isinstance(exc, TimeoutError):
+        return "timed_out"
+    return "broken_off"

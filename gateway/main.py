@@ -14,7 +14,7 @@ from gateway.partners import api as partners_api
 from gateway.partners.authenticator import PartnerSignatureAuthenticator
 from gateway.partners.registry import PartnerRegistry, SecretBox
 from gateway.settings import GatewaySettings
-from gateway.upstream import UpstreamClients
+from gateway.upstream import Upstream
 from servicekit.app import RequestContextMiddleware
 from servicekit.errors import install_problem_handlers
 from servicekit.logs import configure_logging
@@ -47,8 +47,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with UpstreamClients(settings) as clients:
-            app.state.upstream_clients = clients
+        async with Upstream(settings) as upstream:
+            app.state.upstream = upstream
             yield
         await mongo.close()
 

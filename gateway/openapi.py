@@ -13,13 +13,14 @@ import copy
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway.deps import SettingsDep, UpstreamClientDep
+from gateway.deps import SettingsDep, UpstreamDep
 from gateway.proxy import API_PREFIX
+from gateway.upstream import Upstream
 
 Document = dict[str, Any]
 
@@ -35,13 +36,13 @@ router = APIRouter(include_in_schema=False)
 
 @router.get(OPENAPI_URL)
 async def merged_openapi(
-    request: Request, client: UpstreamClientDep, settings: SettingsDep
+    request: Request, upstream: UpstreamDep, settings: SettingsDep
 ) -> JSONResponse:
     """The whole API: the gateway's own operations and every service's, under their
     public paths."""
     catalogue: ServiceDocuments = request.app.state.service_documents
     documents, unavailable = await catalogue.fetch(
-        client, settings.upstreams(), probe_timeout=settings.probe_timeout
+        upstream, settings.upstreams(), probe_timeout=settings.probe_timeout
     )
     merged = merge(request.app.openapi(), documents, unavailable)
     merged["servers"] = [{"url": request.scope.get("root_path") or "/"}]
@@ -66,28 +67,29 @@ class ServiceDocuments:
         self._kept: dict[str, tuple[float, Document]] = {}
 
     async def fetch(
-        self, client: httpx.AsyncClient, upstreams: dict[str, str], *, probe_timeout: float
+        self, upstream: Upstream, upstreams: dict[str, str], *, probe_timeout: float
     ) -> tuple[dict[str, Document], list[str]]:
         """Every domain's document (fetched concurrently when stale), and the domains
         whose service did not answer."""
         # Two concurrent misses fetch the same document twice; harmless, so no lock.
         results = await asyncio.gather(
-            *(self._document(client, d, base, probe_timeout) for d, base in upstreams.items())
+            *(self._document(upstream, d, base, probe_timeout) for d, base in upstreams.items())
         )
         found = {d: doc for d, doc in zip(upstreams, results, strict=True) if doc is not None}
         return found, sorted(set(upstreams) - set(found))
 
     async def _document(
-        self, client: httpx.AsyncClient, domain: str, base: str, probe_timeout: float
+        self, upstream: Upstream, domain: str, base: str, probe_timeout: float
     ) -> Document | None:
         kept = self._kept.get(domain)
         if kept is not None and kept[0] > time.monotonic():
             return kept[1]
         try:
-            response = await client.get(f"{base}/openapi.json", timeout=probe_timeout)
-            response.raise_for_status()
-            document = response.json()
-        except (httpx.HTTPError, ValueError):
+            answer = await upstream.probe(f"{base}/openapi.json", within=probe_timeout)
+            if answer.status != 200:
+                return None
+            document = answer.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
         self._kept[domain] = (time.monotonic() + self.ttl, document)
         return document

@@ -7,16 +7,16 @@ the instrumented client; of the client's own headers only the listed ones pass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import quote
 
-import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.auth import Principal, PrincipalDep
-from gateway.deps import SettingsDep, UpstreamClientDep
-from gateway.upstream import send_upstream
+from gateway.deps import SettingsDep, UpstreamDep
+from gateway.upstream import EVENT_STREAM, UpstreamAnswer, UpstreamRequest
 from servicekit.context import current_request_id
 from servicekit.errors import NotFound
 from servicekit.headers import (
@@ -77,7 +77,7 @@ async def forward(
     domain: str,
     request: Request,
     principal: PrincipalDep,
-    client: UpstreamClientDep,
+    upstream: UpstreamDep,
     settings: SettingsDep,
 ) -> Response:
     """Forward the request to the domain's service and stream its answer back as it is."""
@@ -85,17 +85,38 @@ async def forward(
     if base is None:
         raise NotFound(f"there is no service for {domain!r}", code="unknown_service")
     public_prefix = request.scope.get("root_path", "") + f"{API_PREFIX}/{domain}"
-    upstream_request = client.build_request(
+    headers = upstream_headers(request, principal, public_prefix)
+    call = await upstream_request(request, base, domain, headers)
+    answer = await upstream.send(call, service=domain)
+    return await client_response(answer, base, public_prefix)
+
+
+async def upstream_request(
+    request: Request, base: str, domain: str, headers: list[tuple[str, str]]
+) -> UpstreamRequest:
+    """The call to the service at `base`: same method, path and query, the body read whole
+    (a retried call must send it again)."""
+    url = base + upstream_path(request, domain)
+    query = request.scope["query_string"]
+    if query:
+        url += "?" + query.decode("latin-1")
+    return UpstreamRequest(
         request.method,
-        httpx.URL(base + upstream_path(request, domain), query=request.scope["query_string"]),
-        headers=upstream_headers(request, principal, public_prefix),
-        content=await request.body(),  # read whole: a retried call must send it again
+        url,
+        headers,
+        await request.body(),
+        streams_events=EVENT_STREAM in request.headers.get("accept", ""),
     )
-    upstream = await send_upstream(client, upstream_request, service=domain, settings=settings)
-    headers = downstream_headers(upstream, base, public_prefix)
-    if _is_small(upstream):
-        return await _whole(upstream, headers)
-    return UpstreamResponse(upstream, headers)
+
+
+async def client_response(answer: UpstreamAnswer, base: str, public_prefix: str) -> Response:
+    """The service's answer as the client gets it: small ones whole, others streamed."""
+    headers = downstream_headers(answer.raw_headers, base, public_prefix)
+    if _is_small(answer):
+        response = Response(await answer.read(), status_code=answer.status)
+        response.raw_headers = headers
+        return response
+    return UpstreamResponse(answer, headers)
 
 
 #: Answers up to this size are read whole and sent in one piece. Streaming a small JSON
@@ -103,19 +124,9 @@ async def forward(
 WHOLE_BODY_LIMIT = 64 * 1024
 
 
-def _is_small(upstream: httpx.Response) -> bool:
-    length = upstream.headers.get("content-length")
+def _is_small(answer: UpstreamAnswer) -> bool:
+    length = answer.header("content-length")
     return length is not None and length.isdigit() and int(length) <= WHOLE_BODY_LIMIT
-
-
-async def _whole(upstream: httpx.Response, headers: list[tuple[bytes, bytes]]) -> Response:
-    try:
-        body = b"".join([chunk async for chunk in upstream.aiter_raw()])
-    finally:
-        await upstream.aclose()
-    response = Response(body, status_code=upstream.status_code)
-    response.raw_headers = headers
-    return response
 
 
 def upstream_path(request: Request, domain: str) -> str:
@@ -147,14 +158,19 @@ def upstream_headers(
 
 
 def downstream_headers(
-    upstream: httpx.Response, upstream_base: str, public_prefix: str
+    raw_headers: Sequence[tuple[bytes, bytes]], upstream_base: str, public_prefix: str
 ) -> list[tuple[bytes, bytes]]:
     """The service's response headers the client gets: all but the hop-by-hop ones (and
     those its `Connection` header names), with redirects pointed at the gateway."""
-    named = {t.strip().lower() for t in upstream.headers.get("connection", "").split(",")}
+    named = {
+        token.strip().lower()
+        for name, value in raw_headers
+        if name.lower() == b"connection"
+        for token in value.decode("latin-1").split(",")
+    }
     dropped = HOP_BY_HOP | WRITTEN_BY_GATEWAY | named
     headers = []
-    for name, value in upstream.headers.raw:
+    for name, value in raw_headers:
         name = name.lower()
         if name.decode("latin-1") in dropped:
             continue
@@ -179,8 +195,8 @@ class UpstreamResponse(StreamingResponse):
     """A service's answer streamed to the client as it arrives. Its connection goes back to
     the pool however the stream ends, even when the client leaves halfway."""
 
-    def __init__(self, upstream: httpx.Response, headers: list[tuple[bytes, bytes]]) -> None:
-        super().__init__(upstream.aiter_raw(), status_code=upstream.status_code)
+    def __init__(self, upstream: UpstreamAnswer, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(upstream.chunks(), status_code=upstream.status)
         self.raw_headers = headers
         self.upstream = upstream
 
@@ -188,4 +204,4 @@ class UpstreamResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self.upstream.aclose()
+            self.upstream.close()

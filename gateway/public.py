@@ -7,18 +7,16 @@ under /api/v1/reach still needs authentication."""
 
 from __future__ import annotations
 
-import httpx
 from fastapi import APIRouter, Request, Response
 
-from gateway.deps import SettingsDep, UpstreamClientDep
+from gateway.deps import SettingsDep, UpstreamDep
 from gateway.proxy import (
     API_PREFIX,
     FORWARDED_REQUEST_HEADERS,
-    UpstreamResponse,
-    downstream_headers,
-    upstream_path,
+    client_response,
+    upstream_request,
 )
-from gateway.upstream import send_upstream
+from gateway.upstream import Upstream
 from servicekit.context import current_request_id
 from servicekit.headers import FORWARDED_PREFIX_HEADER, REQUEST_ID_HEADER
 
@@ -32,35 +30,35 @@ router = APIRouter()
 
 @router.get(PREFIX + "/r/{link_id}", include_in_schema=False)
 async def tracked_link(
-    link_id: str, request: Request, client: UpstreamClientDep, settings: SettingsDep
+    link_id: str, request: Request, upstream: UpstreamDep, settings: SettingsDep
 ) -> Response:
-    return await _forward(request, client, settings)
+    return await _forward(request, upstream, settings)
 
 
 @router.post(PREFIX + "/receipts/aliyun-sms/{tenant}/{token}", include_in_schema=False)
 async def aliyun_sms_receipts(
-    tenant: str, token: str, request: Request, client: UpstreamClientDep, settings: SettingsDep
+    tenant: str, token: str, request: Request, upstream: UpstreamDep, settings: SettingsDep
 ) -> Response:
-    return await _forward(request, client, settings)
+    return await _forward(request, upstream, settings)
 
 
 @router.post(PREFIX + "/receipts/aliyun-sms/{token}", include_in_schema=False)
 async def deployment_aliyun_sms_receipts(
-    token: str, request: Request, client: UpstreamClientDep, settings: SettingsDep
+    token: str, request: Request, upstream: UpstreamDep, settings: SettingsDep
 ) -> Response:
-    return await _forward(request, client, settings)
+    return await _forward(request, upstream, settings)
 
 
 @router.post(PREFIX + "/receipts/webhook/{tenant}", include_in_schema=False)
 async def webhook_receipts(
-    tenant: str, request: Request, client: UpstreamClientDep, settings: SettingsDep
+    tenant: str, request: Request, upstream: UpstreamDep, settings: SettingsDep
 ) -> Response:
-    return await _forward(request, client, settings, extra_headers=SIGNATURE_HEADERS)
+    return await _forward(request, upstream, settings, extra_headers=SIGNATURE_HEADERS)
 
 
 async def _forward(
     request: Request,
-    client: httpx.AsyncClient,
+    upstream: Upstream,
     settings: SettingsDep,
     *,
     extra_headers: frozenset[str] = frozenset(),
@@ -73,11 +71,6 @@ async def _forward(
         headers.append(("accept-encoding", "identity"))
     headers.append((REQUEST_ID_HEADER, current_request_id.get() or ""))
     headers.append((FORWARDED_PREFIX_HEADER, public_prefix))
-    upstream_request = client.build_request(
-        request.method,
-        httpx.URL(base + upstream_path(request, DOMAIN), query=request.scope["query_string"]),
-        headers=headers,
-        content=await request.body(),
-    )
-    upstream = await send_upstream(client, upstream_request, service=DOMAIN, settings=settings)
-    return UpstreamResponse(upstream, downstream_headers(upstream, base, public_prefix))
+    call = await upstream_request(request, base, DOMAIN, headers)
+    answer = await upstream.send(call, service=DOMAIN)
+    return await client_response(answer, base, public_prefix)

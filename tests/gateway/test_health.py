@@ -56,7 +56,7 @@ async def test_a_service_not_ready_or_down_degrades_the_system() -> None:
         "detail": {"ready": False, "checks": {"store": "failing"}},
     }
     assert services["reach"]["status"] == "unavailable"
-    assert services["reach"]["detail"] == {"error": "ConnectError"}
+    assert services["reach"]["detail"] == {"error": "unreachable"}
     # The gateway itself stays in rotation: it answers the healthy services' routes.
     assert ready_answer.status_code == 200
 
