@@ -124,7 +124,7 @@ class Upstream:
         self._event_timeout = aiohttp.ClientTimeout(
             total=None, connect=connect, sock_connect=connect
         )
-        #: Exchanges sent and not yet read to the end or closed.
+        #: Exchanges begun and not yet read to the end or closed.
         self.open = 0
 
     async def __aenter__(self) -> Upstream:
@@ -174,6 +174,7 @@ class Upstream:
         except NOT_REACHED as exc:
             raise UpstreamUnavailable(service, f"the {service} service cannot be reached") from exc
         except aiohttp.ConnectionTimeoutError as exc:
+            # Every connection was taken by other calls (this one no longer counts).
             if self.open >= self._settings.upstream_max_connections:
                 raise UpstreamUnavailable(
                     service, "the gateway has no free connection; try again", code="gateway_busy"
@@ -186,24 +187,28 @@ class Upstream:
 
     async def _exchange(self, request: UpstreamRequest) -> UpstreamAnswer:
         headers = CIMultiDict(request.headers)
-        with _tracer.start_as_current_span(
-            request.method,
-            kind=SpanKind.CLIENT,
-            attributes={"http.request.method": request.method, "url.full": request.url},
-        ) as span:
-            propagate.inject(headers)
-            response = await self._client().request(
-                request.method,
-                URL(request.url, encoded=True),  # the path as the client encoded it
-                headers=headers,
-                data=request.body or None,
-                allow_redirects=False,  # redirects go back to the client, made public
-                timeout=self._event_timeout if request.streams_events else self._timeout,
-            )
-            span.set_attribute("http.response.status_code", response.status)
-            if response.status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
         self.open += 1
+        try:
+            with _tracer.start_as_current_span(
+                request.method,
+                kind=SpanKind.CLIENT,
+                attributes={"http.request.method": request.method, "url.full": request.url},
+            ) as span:
+                propagate.inject(headers)
+                response = await self._client().request(
+                    request.method,
+                    URL(request.url, encoded=True),  # the path as the client encoded it
+                    headers=headers,
+                    data=request.body or None,
+                    allow_redirects=False,  # redirects go back to the client, made public
+                    timeout=self._event_timeout if request.streams_events else self._timeout,
+                )
+                span.set_attribute("http.response.status_code", response.status)
+                if response.status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+        except BaseException:
+            self.open -= 1
+            raise
         return UpstreamAnswer(response, self._closed_one)
 
     def _closed_one(self) -> None:

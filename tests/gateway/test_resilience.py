@@ -3,6 +3,8 @@ problem that names the service otherwise."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.gateway.harness import TENANT, nowhere, running_gateway
@@ -94,4 +96,25 @@ async def test_a_slow_service_times_out() -> None:
     assert response.status_code == 504
     problem = response.json()
     assert problem["code"] == "upstream_timeout"
+    assert problem["service"] == "coupon"
+
+
+async def test_a_full_pool_sheds_the_call_without_reaching_the_service() -> None:
+    stalled = StalledService()
+    async with serve(stalled.app) as url:
+        try:
+            async with running_gateway(
+                coupon_url=url, upstream_max_connections=1, upstream_connect_timeout=0.2
+            ) as gateway:
+                held = asyncio.create_task(gateway.get("/api/v1/coupon/held", headers=TENANT))
+                await asyncio.wait_for(stalled.arrived.wait(), 10)
+                response = await gateway.get("/api/v1/coupon/shed", headers=TENANT)
+                stalled.released.set()
+                assert (await held).status_code == 200
+        finally:
+            stalled.released.set()
+
+    assert response.status_code == 503
+    problem = response.json()
+    assert problem["code"] == "gateway_busy"
     assert problem["service"] == "coupon"
