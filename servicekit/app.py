@@ -20,6 +20,7 @@ from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.limits import BodyLimitMiddleware
 from servicekit.logs import configure_logging
 from servicekit.mongo import Index
+from servicekit.routing import add_routes
 from servicekit.runtime import Runtime, Worker
 from servicekit.settings import ServiceSettings
 from servicekit.telemetry import configure_tracing, instrument_app
@@ -101,9 +102,8 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app)
-    app.include_router(health_router())
-    for router in routers:
-        app.include_router(router)
+    for router in [health_router(), *routers]:
+        add_routes(app, router)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, paths=body_limits)
     app.add_middleware(RequestContextMiddleware)
