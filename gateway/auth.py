@@ -87,7 +87,8 @@ def default_authenticator(settings: InfraSettings) -> Authenticator:
     return DevTenantHeaderAuthenticator(environment=settings.environment)
 
 
-async def _principal(request: Request) -> Principal:
+async def principal_of(request: Request) -> Principal:
+    """The request's principal, by the app's authenticator; raises `Unauthenticated`."""
     authenticator: Authenticator = request.app.state.authenticator
     principal = await authenticator.authenticate(request)
     current_tenant.set(principal.tenant)  # so the gateway's own log lines carry it
@@ -95,4 +96,4 @@ async def _principal(request: Request) -> Principal:
 
 
 #: The authenticated caller of this request.
-PrincipalDep = Annotated[Principal, Depends(_principal)]
+PrincipalDep = Annotated[Principal, Depends(principal_of)]
