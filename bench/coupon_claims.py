@@ -12,6 +12,9 @@ service over HTTP, then the gateway in front of it):
 - claims/s = requests answered per second over the whole stampede (issued, sold out, any
   other answer), and issued/s = coupons issued per second until the last one was issued;
 - p50/p99 latency of every claim, and of the successful ones.
+- CPU ms per claim of each process: the callers (this process), the service, the gateway,
+  and the store and broker when they run on this machine. On a shared machine rates move
+  with what else runs; CPU per claim hardly does.
 It asserts exactly `--stock` coupons issued (201 answers and documents in the store), no
 customer holding more than one, and no answer other than 201 or 409 sold_out (through the
 gateway also 503 upstream_unavailable: its pool to the service stayed full past its timeout,
@@ -137,6 +140,13 @@ class Server:
     url: str
     pid: int
 
+    @classmethod
+    def listening_at(cls, url: str) -> Server | None:
+        """The local process listening on `url`'s port (the embedded store or broker), if
+        this machine's /proc tells."""
+        pid = _listening_pid(int(url.rsplit(":", 1)[1].split("/")[0]))
+        return None if pid is None else cls(url, pid)
+
     def cpu_seconds(self) -> float:
         """User plus system CPU time the process has used (Linux /proc; 0 elsewhere)."""
         try:
@@ -144,6 +154,39 @@ class Server:
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _listening_pid(port: int) -> int | None:
+    """Linux only: the socket inode listening on `port`, then the process holding it."""
+    wanted = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return None
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                wanted = f"socket:[{fields[9]}]"
+    if wanted is None:
+        return None
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == wanted for fd in fd_dir.iterdir()):
+                return int(fd_dir.parent.name)
+        except OSError:
+            continue
+    return None
+
+
+def infrastructure(bootstrap: str, mongodb_uri: str) -> dict[str, Server]:
+    """The store and broker when they run on this machine: their cycles come from the
+    same cores as the services'."""
+    found = {}
+    for name, address in (("store", mongodb_uri.split("?")[0]), ("broker", bootstrap)):
+        if (server := Server.listening_at(address.split(",")[0])) is not None:
+            found[name] = server
+    return found
 
 
 class CpuMeter:
@@ -309,6 +352,7 @@ async def core_stampede(
         batch = await desk.batch(TENANT, batch_id)
         result = Stampede("core", 0.0, 0.0, batch_id=batch_id)
         queue = [f"core_{i:06d}" for i in range(customers)]
+        meter = CpuMeter(infrastructure(bootstrap, mongodb_uri))
         start = time.perf_counter()
 
         async def claim(customer: str) -> str:
@@ -332,6 +376,9 @@ async def core_stampede(
 
         await asyncio.gather(*(caller() for _ in range(in_flight)))
         result.seconds = time.perf_counter() - start
+        used = meter.per_claim_ms(result.answered)
+        # This process is the claim path here, not a client of it.
+        result.cpu_ms_per_claim = {"service": used.pop("client")} | used
     return result
 
 
@@ -389,7 +436,7 @@ async def run_sale(bootstrap: str, mongodb_uri: str, args: argparse.Namespace) -
         uvicorn("gateway.main:create_app", gateway_port, env) as gateway,
     ):
         targets = [("service", coupon.url), ("gateway", f"{gateway.url}/api/v1/coupon")]
-        servers = {"service": coupon, "gateway": gateway}
+        servers = {"service": coupon, "gateway": gateway} | infrastructure(bootstrap, mongodb_uri)
         for n, (target, base) in enumerate(targets):
             if target not in args.targets:
                 continue
