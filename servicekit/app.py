@@ -23,7 +23,7 @@ from servicekit.mongo import Index
 from servicekit.routing import add_routes
 from servicekit.runtime import Runtime, Worker
 from servicekit.settings import ServiceSettings
-from servicekit.telemetry import configure_tracing, instrument_app
+from servicekit.telemetry import configure_tracing, server_telemetry
 
 
 class RequestContextMiddleware:
@@ -99,7 +99,13 @@ def create_service_app(
         finally:
             await app.state.runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        telemetry=server_telemetry(),
+    )
     app.state.settings = settings
     install_problem_handlers(app)
     for router in [health_router(), *routers]:
@@ -107,5 +113,4 @@ def create_service_app(
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, paths=body_limits)
     app.add_middleware(RequestContextMiddleware)
-    instrument_app(app)
     return app

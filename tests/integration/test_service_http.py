@@ -1,6 +1,7 @@
 """The customer service over real HTTP: bad input is a problem+json that writes nothing,
-the tenant header is required and isolates, request ids travel, health and readiness
-answer, and cursor pagination walks every customer exactly once."""
+the tenant header is required and isolates, request ids travel, a request is one server
+span of its caller's trace, health and readiness answer, and cursor pagination walks every
+customer exactly once."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from servicekit.errors import PROBLEM_JSON
 from servicekit.pagination import encode_cursor
+from servicekit.telemetry import tracer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -173,6 +178,37 @@ async def test_a_request_id_is_made_when_none_is_given(
 async def test_an_oversized_request_id_is_cut(http: httpx.AsyncClient) -> None:
     response = await http.get("/healthz", headers={"X-Request-Id": "r" * 1000})
     assert response.headers["x-request-id"] == "r" * 128
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+async def test_a_request_is_one_server_span_of_the_callers_trace_named_by_its_route(
+    http: httpx.AsyncClient, tenant: str, spans: InMemorySpanExporter
+) -> None:
+    customer = await register(http, tenant)
+    with tracer("tests").start_as_current_span("caller") as caller:
+        response = await http.get(f"/customers/{customer['id']}", headers={"X-Tenant-Id": tenant})
+        probe = await http.get("/healthz")
+    assert response.status_code == 200 and probe.status_code == 200
+    trace_id = caller.get_span_context().trace_id
+
+    def server_spans() -> list:
+        return [
+            s
+            for s in spans.get_finished_spans()
+            if s.context.trace_id == trace_id and s.kind == SpanKind.SERVER
+        ]
+
+    (server,) = await eventually(server_spans)  # the probe is not traced
+    assert server.name == "GET /customers/{customer_id}"
+    assert server.attributes["http.route"] == "/customers/{customer_id}"
+    assert server.attributes["http.response.status_code"] == 200
+    (client,) = [
+        s for s in spans.get_finished_spans() if s.context.span_id == server.parent.span_id
+    ]
+    assert client.kind == SpanKind.CLIENT
+    assert client.parent.span_id == caller.get_span_context().span_id
 
 
 # --------------------------------------------------------------------------- health
