@@ -148,12 +148,28 @@ class Server:
         return None if pid is None else cls(url, pid)
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time the process has used (Linux /proc; 0 elsewhere)."""
+        """User plus system CPU time used by the process and its children (uvicorn's
+        workers), from Linux /proc; 0 elsewhere."""
+        stats = _process_stats()
+        tree, grew = {self.pid}, True
+        while grew:
+            children = {pid for pid, (parent, _) in stats.items() if parent in tree} - tree
+            tree |= children
+            grew = bool(children)
+        return sum(stats[pid][1] for pid in tree if pid in stats)
+
+
+def _process_stats() -> dict[int, tuple[int, float]]:
+    """Every process's parent and CPU seconds (user plus system)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            continue
+        stats[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    return stats
 
 
 def _listening_pid(port: int) -> int | None:
@@ -207,9 +223,10 @@ class CpuMeter:
 
 
 @contextmanager
-def uvicorn(factory: str, port: int, env: dict[str, str]) -> Iterator[Server]:
-    """Run `factory` in its own uvicorn process; yield its base URL once it answers (the
-    coupon service answers only once its lifespan has connected the store and broker)."""
+def uvicorn(factory: str, port: int, env: dict[str, str], workers: int = 1) -> Iterator[Server]:
+    """Run `factory` in its own uvicorn process (`workers` processes sharing the port, as
+    replicas would); yield its base URL once it answers (the coupon service answers only
+    once its lifespan has connected the store and broker)."""
     runner = (
         ["bench.profiled", f"{PROFILE_DIR}/{factory.split(':')[0]}.prof"]
         if PROFILE_DIR
@@ -220,7 +237,7 @@ def uvicorn(factory: str, port: int, env: dict[str, str]) -> Iterator[Server]:
         "--port", str(port), "--no-access-log", "--log-level", LOG_LEVEL.lower(),
         # Longer than the callers' pools keep idle connections (httpx: 5 s), as behind any
         # proxy: else a request can go out on a connection the server is just closing.
-        "--timeout-keep-alive", "30",
+        "--timeout-keep-alive", "30", "--workers", str(workers),
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
@@ -432,8 +449,8 @@ async def run_sale(bootstrap: str, mongodb_uri: str, args: argparse.Namespace) -
         rows.append(core.row(raw_rates["store_insert_one"]))
         print(_line(rows[-1]), flush=True)
     with (
-        uvicorn("services.coupon.main:create_app", coupon_port, env) as coupon,
-        uvicorn("gateway.main:create_app", gateway_port, env) as gateway,
+        uvicorn("services.coupon.main:create_app", coupon_port, env, args.workers) as coupon,
+        uvicorn("gateway.main:create_app", gateway_port, env, args.workers) as gateway,
     ):
         targets = [("service", coupon.url), ("gateway", f"{gateway.url}/api/v1/coupon")]
         servers = {"service": coupon, "gateway": gateway} | infrastructure(bootstrap, mongodb_uri)
@@ -461,6 +478,7 @@ async def run_sale(bootstrap: str, mongodb_uri: str, args: argparse.Namespace) -
             "stock": args.stock,
             "customers": args.customers,
             "in_flight": args.in_flight,
+            "service_workers": args.workers,
             "targets": sorted(args.targets),
         },
         "raw_rates_per_s": raw_rates,
@@ -496,6 +514,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stock", type=int, default=DEFAULT_STOCK)
     parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
     parser.add_argument("--in-flight", type=int, default=DEFAULT_IN_FLIGHT)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes of the coupon service and of the gateway, as replicas sharing a "
+        "port (each service process leases its own stock)",
+    )
     parser.add_argument(
         "--targets",
         type=lambda v: set(v.split(",")),
