@@ -19,7 +19,7 @@ from servicekit.app import RequestContextMiddleware
 from servicekit.errors import install_problem_handlers
 from servicekit.logs import configure_logging
 from servicekit.mongo import make_mongo_client
-from servicekit.telemetry import configure_tracing, instrument_app
+from servicekit.telemetry import configure_tracing, server_telemetry
 
 SERVICE_NAME = "gateway"
 
@@ -61,6 +61,7 @@ def create_app(
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        telemetry=server_telemetry(),
     )
     app.state.settings = settings
     app.state.authenticator = authenticator
@@ -74,5 +75,4 @@ def create_app(
     app.include_router(public.router)
     app.include_router(proxy.router)
     app.add_middleware(RequestContextMiddleware)
-    instrument_app(app)
     return app
