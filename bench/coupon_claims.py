@@ -122,7 +122,17 @@ class Stampede:
             "issued_vs_raw_insert_one": round(issued / raw_insert_one, 2),
             "answers": dict(self.statuses),
             "cpu_ms_per_claim": self.cpu_ms_per_claim,
+            "cpu_bound_claims_per_s": self.cpu_bound_rate(),
         }
+
+    def cpu_bound_rate(self) -> float | None:
+        """Claims/s this machine's cores would answer if CPU were all that limited them:
+        the cores over the CPU every process spends on one claim. Far from the measured
+        rate means waiting (store round trips, one event loop per process), not CPU."""
+        spent = sum(self.cpu_ms_per_claim.values())
+        if not spent:
+            return None
+        return round((os.cpu_count() or 1) * 1000 / spent, 1)
 
 
 def _ms(values: list[float], quantile: float) -> float:
@@ -502,7 +512,8 @@ def _line(row: dict[str, Any]) -> str:
         f"{row['issued']} issued at {row['issued_per_s']}/s "
         f"({row['issued_vs_raw_insert_one']}x); p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms "
         f"(issued: p50 {row['issued_p50_ms']} ms, p99 {row['issued_p99_ms']} ms); "
-        f"CPU ms per claim {row['cpu_ms_per_claim']}"
+        f"CPU ms per claim {row['cpu_ms_per_claim']}, "
+        f"CPU-bound ceiling {row['cpu_bound_claims_per_s']} claims/s"
     )
 
 

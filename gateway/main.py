@@ -7,18 +7,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway import health, openapi, proxy, public
+from gateway import health, openapi, public
 from gateway.auth import Authenticator, default_authenticator
 from gateway.openapi import ServiceDocuments
 from gateway.partners import api as partners_api
 from gateway.partners.authenticator import PartnerSignatureAuthenticator
 from gateway.partners.registry import PartnerRegistry, SecretBox
+from gateway.proxy import add_proxy_route
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 from servicekit.app import RequestContextMiddleware
 from servicekit.errors import install_problem_handlers
 from servicekit.logs import configure_logging
 from servicekit.mongo import make_mongo_client
+from servicekit.routing import add_routes
 from servicekit.telemetry import configure_tracing, server_telemetry
 
 SERVICE_NAME = "gateway"
@@ -68,11 +70,9 @@ def create_app(
     app.state.partners = partners
     app.state.service_documents = ServiceDocuments(ttl=settings.openapi_cache_seconds)
     install_problem_handlers(app)
-    app.include_router(health.router)
-    app.include_router(openapi.router)
-    app.include_router(partners_api.router)
-    # Before the proxy: its catch-all route would otherwise ask these callers to log in.
-    app.include_router(public.router)
-    app.include_router(proxy.router)
+    # Before the proxy: its catch-all route would otherwise take these paths.
+    for router in (health.router, openapi.router, partners_api.router, public.router):
+        add_routes(app, router)
+    add_proxy_route(app)
     app.add_middleware(RequestContextMiddleware)
     return app

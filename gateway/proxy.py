@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -69,8 +69,6 @@ WRITTEN_BY_GATEWAY = frozenset({"date", "server", REQUEST_ID_HEADER.lower()})
 
 ROUTE = f"{API_PREFIX}/{{domain}}/{{path:path}}"
 
-router = APIRouter()
-
 
 async def forward(request: Request) -> Response:
     """Forward the request to the domain's service and stream its answer back as it is.
@@ -91,7 +89,9 @@ async def forward(request: Request) -> Response:
     return await client_response(answer, base, public_prefix)
 
 
-router.add_route(ROUTE, forward, methods=METHODS, include_in_schema=False)
+def add_proxy_route(app: FastAPI) -> None:
+    """The catch-all, added last: every more specific route is matched before it."""
+    app.router.add_route(ROUTE, forward, methods=METHODS, include_in_schema=False)
 
 
 async def upstream_request(
