@@ -4,7 +4,7 @@ events, through the real broker), net of refunds; target GMV and what remains of
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -168,3 +168,22 @@ async def test_a_department_budget_counts_the_gmv_of_its_regions_sub_budgets(
         20_000, 50_000, 0
     )  # fmt: skip
     assert regional["sub_budgets"][0]["budget_id"] == east_city["id"]
+
+
+async def test_an_orders_day_is_its_tenants_day_in_the_tenants_time_zone(
+    api: httpx.AsyncClient, service: Service, tenant: str
+) -> None:
+    # 03:00 UTC on the 24th is still the 23rd in Los Angeles, already noon in Shanghai.
+    await ok(api.put("/policy", json={"time_zone": "America/Los_Angeles", "min_margin_percent": 5,
+                                       "cost_ratio_percent": 70}))  # fmt: skip
+    at = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    await publish(service.bootstrap, tenant, paid("o-la", 9_000, merchant="m-la", at=at))
+    db = service.app.state.runtime.db
+    days = await eventually(
+        lambda: db["subject_days"].find({"tenant": tenant}).to_list(),
+        until=lambda found: len(found) == 2,  # the merchant's and the product's
+        within=30,
+    )
+    assert {d["day"] for d in days} == {"2026-11-23"}
+    order = await db["order_gmv"].find_one({"tenant": tenant, "order_id": "o-la"})
+    assert order is not None and order["paid_day"] == "2026-11-23"

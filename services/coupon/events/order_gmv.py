@@ -10,24 +10,27 @@ products only); a product is its `sku`, compared within its `category`."""
 from __future__ import annotations
 
 from dataclasses import replace
-from zoneinfo import ZoneInfo
 
 from contracts import Envelope, Event
 from contracts.customer import OrderCancelled, OrderPaid, OrderRefunded
 from servicekit.consumer import Handler, Subscription
 from servicekit.unit_of_work import Tx
 from services.coupon.domain.coupons import CouponState
+from services.coupon.service.policies import default_policy
 from services.coupon.settings import CouponSettings
 from services.coupon.store.campaigns import CampaignStore
 from services.coupon.store.coupons import CouponStore
+from services.coupon.store.policies import PolicyStore
 from services.coupon.store.stats import GmvLine, OrderGmv, StatsStore
 
 
 def gmv_handlers(settings: CouponSettings) -> dict[type[Event], Handler]:
-    zone = ZoneInfo(settings.time_zone)
+    default = default_policy(settings)
 
     async def on_paid(tx: Tx, envelope: Envelope, event: OrderPaid) -> None:
         tenant = envelope.tenant
+        # The day is the tenant's own (its policy's time zone), as its daily limits are.
+        zone = (await PolicyStore(tx.db).get(tenant) or default).zone
         order = OrderGmv(
             order_id=event.order_id,
             customer_id=event.customer_id,

@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from servicekit.clock import utcnow
 from servicekit.mongo import Document
@@ -40,6 +39,7 @@ from services.coupon.domain.alerts import (
 from services.coupon.domain.budgets import Budget
 from services.coupon.service.alert_hub import AlertHub
 from services.coupon.service.alerts import AlertService
+from services.coupon.service.policies import policy_book
 from services.coupon.settings import CouponSettings
 from services.coupon.store.alerts import (
     AlertStore,
@@ -163,7 +163,7 @@ class Evaluator:
         self.campaigns = CampaignStore(runtime.db)
         self.stats = StatsStore(runtime.db)
         self.db = runtime.db
-        self.zone = ZoneInfo(settings.time_zone)
+        self.policies = policy_book(runtime)
         self.lease = EvaluatorLease(
             runtime.db, f"{socket.gethostname()}:{id(self):x}", settings.alert_lease_seconds
         )
@@ -217,7 +217,7 @@ class Evaluator:
                 await self.alerts.apply(tenant, key, None, now)
 
     async def _subject_rows(self, tenant: str, now: datetime) -> list[SubjectGmv]:
-        today = now.astimezone(self.zone).date()
+        today = now.astimezone((await self.policies.of(tenant)).zone).date()
         period = self.settings.efficiency_period_days
         current_from = today - timedelta(days=period - 1)
         base_from = current_from - timedelta(days=period)
@@ -355,7 +355,8 @@ class Evaluator:
 
     async def _sweep_efficiency(self, now: datetime, open_keys: set[tuple[str, str]]) -> None:
         period = self.settings.efficiency_period_days
-        since = now.astimezone(self.zone).date() - timedelta(days=2 * period)
+        # A day more than the periods: a tenant's day may start up to 14 hours before UTC's.
+        since = now.date() - timedelta(days=2 * period + 1)
         tenants = set(await self.stats.tenants_since(since))
         tenants |= {t for t, k in open_keys if k.startswith("efficiency:")}
         for tenant in sorted(tenants):

@@ -20,7 +20,7 @@ from services.coupon.service.alert_evaluator import run_evaluator  # monitoring-
 from services.coupon.service.claims import ClaimDesk
 from services.coupon.service.holds import Holding, release_due_holds
 from services.coupon.service.partner_webhooks import send_webhooks  # codes-and-partners part
-from services.coupon.service.policies import PolicyBook
+from services.coupon.service.policies import PolicyBook, policy_book
 from services.coupon.service.rate_limits import RateLimiter
 from services.coupon.service.redemption import Checkout, RedemptionService, Turns
 from services.coupon.settings import CouponSettings
@@ -34,7 +34,7 @@ from services.coupon.store.policies import PolicyStore
 from services.coupon.store.rate_windows import RateWindowStore, sweep_expired
 
 log = logging.getLogger("services.coupon.parts")
-DESK, LIMITER, POLICIES, TURNS = "claim_desk", "rate_limiter", "policies", "charge_turns"
+DESK, LIMITER, TURNS = "claim_desk", "rate_limiter", "charge_turns"
 
 
 def policy(settings: CouponSettings) -> MarginPolicy:
@@ -46,13 +46,7 @@ def policy(settings: CouponSettings) -> MarginPolicy:
 
 
 def policies(runtime: Runtime) -> PolicyBook:
-    """This replica's book of tenants' policies (one cache shared by every use case)."""
-    book = runtime.state.get(POLICIES)
-    if book is None:
-        settings = runtime.settings
-        assert isinstance(settings, CouponSettings)
-        book = runtime.state[POLICIES] = PolicyBook(PolicyStore(runtime.db), settings)
-    return book
+    return policy_book(runtime)
 
 
 def redemption(runtime: Runtime, settings: CouponSettings) -> RedemptionService:

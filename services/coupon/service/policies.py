@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from servicekit.caching import TenantCache
 from servicekit.clock import utcnow
+from servicekit.runtime import Runtime
 from services.coupon.domain.policy import PolicyDraft, TenantPolicy
 from services.coupon.settings import CouponSettings
 from services.coupon.store.policies import PolicyStore
@@ -41,3 +42,17 @@ class PolicyBook:
         await self.store.put(tenant, policy)
         self._policies.put(tenant, policy)
         return policy
+
+
+#: Where a replica keeps its one book in the runtime's state.
+POLICIES = "policies"
+
+
+def policy_book(runtime: Runtime) -> PolicyBook:
+    """This replica's book of tenants' policies (one cache shared by every use case)."""
+    book = runtime.state.get(POLICIES)
+    if book is None:
+        settings = runtime.settings
+        assert isinstance(settings, CouponSettings)
+        book = runtime.state[POLICIES] = PolicyBook(PolicyStore(runtime.db), settings)
+    return book
