@@ -9,8 +9,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from servicekit.context import Actor, ActorDep, TenantDep
-from servicekit.runtime import RuntimeDep
-from services.coupon.api.deps import DeskDep, Id, LimiterDep, settings_of
+from services.coupon.api.deps import DeskDep, Id, LimiterDep
 from services.coupon.domain.batches import ID_PATTERN
 from services.coupon.domain.coupons import Coupon, Refusal, effective_state
 from services.coupon.domain.rate_limits import Limit
@@ -69,7 +68,6 @@ async def claim(
     actor: ActorDep,
     desk: DeskDep,
     limiter: LimiterDep,
-    runtime: RuntimeDep,
 ) -> CouponView:
     """A customer claims a coupon of the batch. Refusals are 409 with a `code`: sold_out,
     limit_reached, daily_limit_reached, batch_not_active, claim_not_open, claim_closed,
@@ -80,7 +78,7 @@ async def claim(
     if desk.sold_out(tenant, batch_id):
         raise ClaimRefused(Refusal.SOLD_OUT)
     batch = await desk.batch(tenant, batch_id)
-    limits = claim_limits(settings_of(runtime), batch, body.customer_id, body.channel, actor)
+    limits = claim_limits(desk.settings, batch, body.customer_id, body.channel, actor)
     await limiter.check(tenant, limits)
     claimed = await desk.issue(
         tenant, batch, ClaimRequest(body.customer_id, body.channel), check_window=True
@@ -96,14 +94,13 @@ async def grant(
     actor: ActorDep,
     desk: DeskDep,
     limiter: LimiterDep,
-    runtime: RuntimeDep,
 ) -> CouponView:
     """Issue a coupon of the batch straight to the wallet (points exchange, partner
     exchange, compensation): no claim window, but stock and per-customer limits apply.
     Idempotent by (batch, `reference`): the same reference answers the same coupon (201).
     Refusals as for claims (409 with `code`)."""
     batch = await desk.batch(tenant, batch_id)
-    limits = claim_limits(settings_of(runtime), batch, None, body.channel, actor)
+    limits = claim_limits(desk.settings, batch, None, body.channel, actor)
     await limiter.check(tenant, limits)
     request = ClaimRequest(body.customer_id, body.channel, body.reference)
     claimed = await desk.issue(tenant, batch, request, check_window=False)
