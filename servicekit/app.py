@@ -16,6 +16,7 @@ from servicekit.consumer import Subscription
 from servicekit.context import current_request_id, current_tenant
 from servicekit.errors import install_problem_handlers
 from servicekit.headers import REQUEST_ID_HEADER
+from servicekit.heap import server_heap
 from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.limits import BodyLimitMiddleware
 from servicekit.logs import configure_logging
@@ -95,7 +96,8 @@ def create_service_app(
             state=state,
         )
         try:
-            yield
+            with server_heap():
+                yield
         finally:
             await app.state.runtime.stop()
 
