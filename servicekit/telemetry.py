@@ -1,6 +1,6 @@
 """OpenTelemetry: one trace from the gateway through HTTP, the outbox and Kafka to every
-consumer. W3C trace context travels in HTTP headers (instrumentation) and, for events, in
-the envelope and the Kafka message headers (here)."""
+consumer. W3C trace context travels in HTTP headers (FastAPI telemetry, httpx instrumentation) and,
+for events, in the envelope and the Kafka message headers (here)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -60,16 +58,6 @@ def server_telemetry() -> TelemetryConfig:
 
 def _is_probe(scope: dict[str, Any]) -> bool:
     return scope.get("path") in PROBE_PATHS
-
-
-def instrument_app(app: FastAPI) -> None:
-    """For an app built without `server_telemetry()` (the gateway): one server span per
-    request. The ASGI receive/send spans (two or three more per
-    request) are left out: they time socket chunks nobody reads, and cost about as much CPU
-    as the rest of a cheap request."""
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz,livez", exclude_spans=["receive", "send"]
-    )
 
 
 def tracer(name: str) -> trace.Tracer:
