@@ -18,6 +18,7 @@ from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 from servicekit.app import RequestContextMiddleware
 from servicekit.errors import install_problem_handlers
+from servicekit.heap import server_heap
 from servicekit.logs import configure_logging
 from servicekit.mongo import make_mongo_client
 from servicekit.routing import add_routes
@@ -51,7 +52,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Upstream(settings) as upstream:
             app.state.upstream = upstream
-            yield
+            with server_heap():
+                yield
         await mongo.close()
 
     app = FastAPI(
