@@ -33,7 +33,7 @@ CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN)]
 _ITEM = TypeAdapter(BatchedBehaviourReport)
 
 
-def behaviour_service(runtime: RuntimeDep) -> BehaviourService:
+async def behaviour_service(runtime: RuntimeDep) -> BehaviourService:
     customers = CustomerStore(runtime.db, runtime.state.get("vault"))
     retention = timedelta(days=runtime.settings.behaviour_retention_days)  # type: ignore[attr-defined]
     return BehaviourService(runtime.uow, BehaviourStore(runtime.db), customers, retention=retention)

@@ -29,7 +29,7 @@ CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Source = Annotated[str, StringConstraints(pattern=SOURCE_PATTERN)]
 
 
-def _service(runtime: RuntimeDep) -> ConsentService:
+async def _service(runtime: RuntimeDep) -> ConsentService:
     return ConsentService(runtime.uow, ConsentStore(runtime.db), CustomerStore(runtime.db))
 
 

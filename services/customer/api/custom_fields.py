@@ -15,7 +15,7 @@ from services.customer.store.custom_fields import CustomFieldStore
 router = APIRouter(tags=["custom fields"])
 
 
-def _store(runtime: RuntimeDep) -> CustomFieldStore:
+async def _store(runtime: RuntimeDep) -> CustomFieldStore:
     return CustomFieldStore(runtime.db)
 
 

@@ -35,7 +35,7 @@ CustomerId = Annotated[str, Path(pattern=r"^cus_[0-9a-f]{32}$")]
 IdentityValue = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-.:@]{1,128}$")]
 
 
-def customer_service(runtime: RuntimeDep) -> CustomerService:
+async def customer_service(runtime: RuntimeDep) -> CustomerService:
     store = CustomerStore(runtime.db, runtime.state["vault"])
     return CustomerService(runtime.uow, store, CustomFieldStore(runtime.db))
 

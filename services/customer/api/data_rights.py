@@ -21,7 +21,7 @@ from services.customer.store.orders import OrderStore, PurchaseStatsStore
 router = APIRouter(tags=["data rights"])
 
 
-def data_rights_service(runtime: RuntimeDep) -> DataRightsService:
+async def data_rights_service(runtime: RuntimeDep) -> DataRightsService:
     db = runtime.db
     customers = CustomerRecords(db, runtime.state["vault"])
     stores = (

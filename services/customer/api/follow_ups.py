@@ -32,7 +32,7 @@ Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=NOTES
 Outcome = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-def _service(runtime: RuntimeDep) -> FollowUpService:
+async def _service(runtime: RuntimeDep) -> FollowUpService:
     return FollowUpService(runtime.uow, FollowUpStore(runtime.db), CustomerStore(runtime.db))
 
 

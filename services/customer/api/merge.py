@@ -29,7 +29,7 @@ MergeId = Annotated[str, Path(pattern=r"^mrg_[0-9a-f]{32}$")]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-def merge_service(runtime: RuntimeDep) -> MergeService:
+async def merge_service(runtime: RuntimeDep) -> MergeService:
     customers = CustomerRecords(runtime.db, runtime.state["vault"])
     return MergeService(
         runtime.uow,

@@ -22,7 +22,7 @@ CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN)]
 OrderId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
 
 
-def order_service(runtime: RuntimeDep) -> OrderService:
+async def order_service(runtime: RuntimeDep) -> OrderService:
     return OrderService(
         runtime.uow,
         OrderStore(runtime.db),

@@ -28,7 +28,7 @@ from services.customer.store.orders import OrderStore, PurchaseStatsStore
 router = APIRouter(tags=["customers"])
 
 
-def overview_service(runtime: RuntimeDep) -> OverviewService:
+async def overview_service(runtime: RuntimeDep) -> OverviewService:
     db = runtime.db
     return OverviewService(
         CustomerStore(db, runtime.state["vault"]),

@@ -20,7 +20,7 @@ router = APIRouter(tags=["benefits"])
 GeneratedId = Annotated[str, Path(pattern=r"^[a-z]{2}_[0-9a-f]{32}$")]
 
 
-def benefit_service(runtime: RuntimeDep) -> BenefitService:
+async def benefit_service(runtime: RuntimeDep) -> BenefitService:
     return BenefitService(runtime.uow)
 
 

@@ -31,11 +31,11 @@ IdempotencyKeyDep = Annotated[
 ]
 
 
-def points_service(runtime: RuntimeDep) -> PointsService:
+async def points_service(runtime: RuntimeDep) -> PointsService:
     return PointsService(runtime.uow)
 
 
-def tier_service(runtime: RuntimeDep) -> TierService:
+async def tier_service(runtime: RuntimeDep) -> TierService:
     return TierService(runtime.uow)
 
 

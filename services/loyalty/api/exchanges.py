@@ -18,7 +18,7 @@ from services.loyalty.service.exchanges import ExchangeService
 router = APIRouter(tags=["points"])
 
 
-def exchange_service(runtime: RuntimeDep) -> ExchangeService:
+async def exchange_service(runtime: RuntimeDep) -> ExchangeService:
     return ExchangeService(runtime.uow, runtime.state["coupons"])
 
 

@@ -19,7 +19,7 @@ from services.loyalty.service.stored_value import Moving, StoredValueService
 router = APIRouter(tags=["stored value"])
 
 
-def stored_value_service(runtime: RuntimeDep) -> StoredValueService:
+async def stored_value_service(runtime: RuntimeDep) -> StoredValueService:
     return StoredValueService(runtime.uow)
 
 

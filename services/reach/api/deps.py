@@ -16,7 +16,7 @@ RuleId = Annotated[str, Path(pattern=r"^rul_[0-9a-f]{16}$")]
 MessageId = Annotated[str, Path(pattern=r"^msg_[0-9a-f]{24}$")]
 
 
-def _reach(request: Request) -> Reach:
+async def _reach(request: Request) -> Reach:
     return reach_of(request.app.state.runtime)
 
 

@@ -51,7 +51,7 @@ class BatchBody(TagCustomer):
     action: Literal["assign", "remove"] = "assign"
 
 
-def _service(runtime: RuntimeDep) -> TagService:
+async def _service(runtime: RuntimeDep) -> TagService:
     return TagService(runtime.uow)
 
 

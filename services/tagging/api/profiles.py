@@ -15,7 +15,7 @@ from services.tagging.store.assignments import AssignmentStore
 router = APIRouter(tags=["profiles"])
 
 
-def _store(runtime: RuntimeDep) -> ProfileStore:
+async def _store(runtime: RuntimeDep) -> ProfileStore:
     return ProfileStore(runtime.db)
 
 

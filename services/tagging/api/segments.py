@@ -43,7 +43,7 @@ CSV_PAGE = 5_000
 SNAPSHOTS_LISTED = 50
 
 
-def _segments(runtime: RuntimeDep) -> SegmentService:
+async def _segments(runtime: RuntimeDep) -> SegmentService:
     settings = runtime.settings
     interval = (
         settings.segment_refresh_interval_seconds

@@ -29,7 +29,7 @@ Priority = Annotated[int, Field(ge=-1000, le=1000)]
 RuleJson = dict[str, Any]
 
 
-def _service(runtime: RuntimeDep) -> TagRuleService:
+async def _service(runtime: RuntimeDep) -> TagRuleService:
     return TagRuleService(runtime.uow)
 
 

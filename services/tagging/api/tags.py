@@ -70,7 +70,7 @@ class NewTag(TagBody):
     tag_id: Slug
 
 
-def _service(runtime: RuntimeDep) -> TagService:
+async def _service(runtime: RuntimeDep) -> TagService:
     return TagService(runtime.uow)
 
 
