@@ -88,18 +88,18 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = await Runtime.start(
-            settings,
-            indexes=indexes,
-            subscriptions=subscriptions or [],
-            workers=workers,
-            state=state,
-        )
-        try:
-            with server_heap():
+        with server_heap():
+            app.state.runtime = await Runtime.start(
+                settings,
+                indexes=indexes,
+                subscriptions=subscriptions or [],
+                workers=workers,
+                state=state,
+            )
+            try:
                 yield
-        finally:
-            await app.state.runtime.stop()
+            finally:
+                await app.state.runtime.stop()
 
     app = FastAPI(
         title=title,

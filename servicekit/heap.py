@@ -17,16 +17,29 @@ from contextlib import contextmanager
 #: requests in flight hold at once, small enough to bound the garbage cycles left waiting.
 YOUNG_THRESHOLD = 10_000
 
+_running = 0
+
 
 @contextmanager
 def server_heap() -> Iterator[None]:
-    """While a service runs: what start-up built (modules, schemas, routes, clients) is
-    frozen out of every collection, and the youngest generation is collected less often.
-    Unfrozen at stop, so an app stopped in a process that goes on (tests) can be collected."""
+    """Around a service's life, entered before its runtime starts: what is built by then
+    (modules, schemas, routes) is frozen out of every collection, and the youngest
+    generation is collected less often.
+
+    Only what nothing is using yet may be frozen: an object frozen while in use (a store
+    session, a consumer's batch) is never collected once it becomes garbage, and whatever
+    it holds is never let go. So the heap is collected first and frozen only by the first
+    of the apps running in a process (tests run several), and unfrozen when the last stops."""
+    global _running
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, oldest)
-    gc.freeze()
+    if _running == 0:
+        gc.collect()
+        gc.freeze()
+    _running += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        _running -= 1
+        if _running == 0:
+            gc.unfreeze()
