@@ -50,9 +50,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Upstream(settings) as upstream:
-            app.state.upstream = upstream
-            with server_heap():
+        # The heap is frozen before the pool opens: nothing in use is frozen with it.
+        with server_heap():
+            async with Upstream(settings) as upstream:
+                app.state.upstream = upstream
                 yield
         await mongo.close()
 
