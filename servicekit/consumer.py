@@ -107,6 +107,12 @@ class EventConsumer:
         self.skipped = 0
         self.dead_lettered = 0
 
+    @property
+    def assigned(self) -> bool:
+        """Whether the group has given this consumer its partitions (joining a group takes
+        seconds on some brokers; readiness does not wait for it)."""
+        return bool(self._consumer.assignment())
+
     async def run(self) -> None:
         """Consume until cancelled. A failed batch is not committed: the loop restarts and
         the broker redelivers from the last committed offset."""

@@ -58,10 +58,17 @@ class System:
 async def system(infra) -> AsyncIterator[System]:
     unique = "e2e"
     async with AsyncExitStack() as stack:
-        urls = {}
+        urls, apps = {}, []
         for name, (factory, settings_cls) in SERVICES.items():
-            settings = settings_for(settings_cls, infra, unique)
-            urls[name] = await stack.enter_async_context(serve(factory(settings)))
+            app = factory(settings_for(settings_cls, infra, unique))
+            urls[name] = await stack.enter_async_context(serve(app))
+            apps.append(app)
+        # Every consumer group has joined before the first test: a slow join (seconds on the
+        # embedded broker, far more on a loaded machine) is not a test's waiting time.
+        await eventually(
+            lambda: all(c.assigned for app in apps for c in app.state.runtime.consumers),
+            within=180,
+        )
         gateway_settings = GatewaySettings(
             environment="test", **{f"{name}_url": url for name, url in urls.items()}
         )
