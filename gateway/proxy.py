@@ -144,16 +144,23 @@ def upstream_path(request: Request, domain: str) -> str:
 
 
 def upstream_headers(
-    request: Request, principal: Principal, public_prefix: str
+    request: Request,
+    principal: Principal | None,
+    public_prefix: str,
+    passed: frozenset[str] = FORWARDED_REQUEST_HEADERS,
 ) -> list[tuple[str, str]]:
-    headers = [(k, v) for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS]
+    """What the service receives: the client's `passed` headers, the principal's identity
+    (none for the public routes, whose service verifies the caller itself), the request id
+    and the public prefix."""
+    headers = [(k, v) for k, v in request.headers.items() if k in passed]
     if "accept-encoding" not in request.headers:
         # The body is passed on as the service encodes it: ask for what any client reads.
         headers.append(("accept-encoding", "identity"))
-    headers.append((TENANT_HEADER, principal.tenant))
-    headers.append((ACTOR_ID_HEADER, principal.subject))
-    headers.append((ACTOR_KIND_HEADER, str(principal.kind)))
-    headers.append((ACTOR_ROLES_HEADER, ",".join(sorted(principal.roles))))
+    if principal is not None:
+        headers.append((TENANT_HEADER, principal.tenant))
+        headers.append((ACTOR_ID_HEADER, principal.subject))
+        headers.append((ACTOR_KIND_HEADER, str(principal.kind)))
+        headers.append((ACTOR_ROLES_HEADER, ",".join(sorted(principal.roles))))
     headers.append((REQUEST_ID_HEADER, current_request_id.get() or ""))
     # Lets the service name the public path (a problem's `instance`), not its own.
     headers.append((FORWARDED_PREFIX_HEADER, public_prefix))

@@ -14,11 +14,10 @@ from gateway.proxy import (
     API_PREFIX,
     FORWARDED_REQUEST_HEADERS,
     client_response,
+    upstream_headers,
     upstream_request,
 )
 from gateway.upstream import Upstream
-from servicekit.context import current_request_id
-from servicekit.headers import FORWARDED_PREFIX_HEADER, REQUEST_ID_HEADER
 
 DOMAIN = "reach"
 PREFIX = f"{API_PREFIX}/{DOMAIN}"
@@ -66,11 +65,7 @@ async def _forward(
     base = settings.upstreams()[DOMAIN]
     public_prefix = request.scope.get("root_path", "") + PREFIX
     passed = FORWARDED_REQUEST_HEADERS | extra_headers
-    headers = [(k, v) for k, v in request.headers.items() if k in passed]
-    if "accept-encoding" not in request.headers:
-        headers.append(("accept-encoding", "identity"))
-    headers.append((REQUEST_ID_HEADER, current_request_id.get() or ""))
-    headers.append((FORWARDED_PREFIX_HEADER, public_prefix))
+    headers = upstream_headers(request, None, public_prefix, passed)
     call = await upstream_request(request, base, DOMAIN, headers)
     answer = await upstream.send(call, service=DOMAIN)
     return await client_response(answer, base, public_prefix)

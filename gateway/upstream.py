@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -83,7 +83,7 @@ class UpstreamRequest:
     headers: list[tuple[str, str]]
     body: bytes = b""
     #: The answer is a live event stream: no read timeout cuts it.
-    streams_events: bool = field(default=False)
+    streams_events: bool = False
 
     def may_retry(self) -> bool:
         """A call may be repeated when repeating it cannot do the work twice."""
