@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import httpx
+
 T = TypeVar("T")
 
 
@@ -24,5 +26,14 @@ async def eventually(
         if until(result):
             return result
         if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within}s; last value: {result!r}")
+            raise AssertionError(
+                f"condition not met within {within}s; last value: {_shown(result)}"
+            )
         await asyncio.sleep(0.05)
+
+
+def _shown(result: object) -> str:
+    """The last value as a failure names it: a response with its body, which says why."""
+    if isinstance(result, httpx.Response):
+        return f"{result!r} {result.text[:2000]}"
+    return repr(result)

@@ -17,7 +17,9 @@ from services.tagging.store import ProfileStore
 
 
 async def on_customer_registered(tx: Tx, envelope: Envelope, event: CustomerRegistered) -> None:
-    """Keep the customer in tagging's own read model and count them in the portrait."""
+    """Keep the customer in tagging's own read model and count them in the portrait, unless
+    a merge into another customer arrived first."""
+    store = ProfileStore(tx.db)
     profile = CustomerProfile(
         customer_id=event.customer_id,
         tenant=envelope.tenant,
@@ -25,10 +27,11 @@ async def on_customer_registered(tx: Tx, envelope: Envelope, event: CustomerRegi
         source_channel=event.source_channel,
         lifecycle_stage=event.lifecycle_stage,
         registered_at=event.registered_at,
+        active=not await store.is_merged(envelope.tenant, event.customer_id, tx.session),
     )
-    store = ProfileStore(tx.db)
     await store.add_profile(profile, tx.session)
-    await store.count_in_portrait(profile, tx.session)
+    if profile.active:
+        await store.count_in_portrait(profile, tx.session)
 
 
 async def on_stage_changed(tx: Tx, envelope: Envelope, event: LifecycleStageChanged) -> None:
@@ -51,6 +54,7 @@ async def on_erased(tx: Tx, envelope: Envelope, event: CustomerErased) -> None:
     """Forget the customer entirely (their right to erasure)."""
     store = ProfileStore(tx.db)
     profile = await store.profile(envelope.tenant, event.customer_id, session=tx.session)
+    await store.remember_merged(envelope.tenant, event.customer_id, False, tx.session)
     if profile is None:
         return
     if profile.active:
@@ -60,6 +64,7 @@ async def on_erased(tx: Tx, envelope: Envelope, event: CustomerErased) -> None:
 
 async def _set_active(tx: Tx, tenant: str, customer_id: str, *, active: bool) -> None:
     store = ProfileStore(tx.db)
+    await store.remember_merged(tenant, customer_id, not active, tx.session)
     profile = await store.profile(tenant, customer_id, session=tx.session)
     if profile is None or profile.active == active:
         return

@@ -8,6 +8,9 @@ from services.tagging.domain.profiles import CustomerProfile, TenantPortrait
 
 PROFILES = "customer_profiles"
 PORTRAITS = "tenant_portraits"
+#: Who is merged into someone else. A merge is keyed by its survivor and a registration by
+#: its customer, so the two can arrive in either order; this outlives a missing profile.
+MERGED = "merged_customers"
 INDEXES = [Index(PROFILES, [("tenant", 1), ("_id", 1)], name="by_tenant")]
 
 
@@ -15,6 +18,7 @@ class ProfileStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._profiles = db[PROFILES]
         self._portraits = db[PORTRAITS]
+        self._merged = db[MERGED]
 
     async def add_profile(self, profile: CustomerProfile, session: AsyncClientSession) -> None:
         doc = profile.model_dump(exclude={"customer_id"})
@@ -64,6 +68,19 @@ class ProfileStore:
         await self._profiles.delete_one(
             {"_id": profile.customer_id, "tenant": profile.tenant}, session=session
         )
+
+    async def remember_merged(
+        self, tenant: str, customer_id: str, merged: bool, session: AsyncClientSession
+    ) -> None:
+        key = {"_id": customer_id, "tenant": tenant}
+        if merged:
+            await self._merged.replace_one(key, key, upsert=True, session=session)
+        else:
+            await self._merged.delete_one(key, session=session)
+
+    async def is_merged(self, tenant: str, customer_id: str, session: AsyncClientSession) -> bool:
+        key = {"_id": customer_id, "tenant": tenant}
+        return await self._merged.find_one(key, session=session) is not None
 
     async def _move_in_portrait(
         self, tenant: str, moves: dict[str, int], session: AsyncClientSession
