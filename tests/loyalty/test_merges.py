@@ -12,7 +12,19 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts.customer import CustomersMerged, CustomersUnmerged
-from tests.loyalty.support import ago, customer, entries, get, paid, points, post, publish, refunded
+from services.loyalty.store.merges import MERGES
+from tests.loyalty.support import (
+    Service,
+    ago,
+    customer,
+    entries,
+    get,
+    paid,
+    points,
+    post,
+    publish,
+    refunded,
+)
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -83,3 +95,27 @@ async def test_a_merge_moves_the_duplicate_s_assets_and_an_unmerge_moves_them_ba
     for cid in (survivor, duplicate):
         ledger = await entries(api, cid)
         assert sum(e["points"] for e in ledger) == (await points(api, cid))["balance"]
+
+
+async def test_a_duplicate_s_order_arriving_after_its_merge_earns_for_the_survivor(
+    api: httpx.AsyncClient, producer: AIOKafkaProducer, tenant: str, service: Service
+) -> None:
+    """A merge is keyed by its survivor and an order by its customer: an order paid just
+    before the merge may be read after it, and must not strand points on the duplicate."""
+    survivor, duplicate = customer(), customer()
+    merge_id = f"mrg_{uuid.uuid4().hex[:8]}"
+    merged = CustomersMerged(
+        merge_id=merge_id,
+        survivor_id=survivor,
+        merged_id=duplicate,
+        merged_by="ops-1",
+        merged_at=ago(),
+    )
+    await publish(producer, tenant, merged)
+    await eventually(lambda: service.db[MERGES].find_one({"merged_id": duplicate}))
+    await publish(producer, tenant, paid(duplicate, "SO-LATE", ("L1", 10_000)))
+    await balance_is(api, survivor, 100)
+    assert (await points(api, duplicate))["balance"] == 0
+    # Its refund finds the order with the survivor too.
+    await publish(producer, tenant, refunded(duplicate, "SO-LATE", "R1", ("L1", 10_000)))
+    await balance_is(api, survivor, 0)

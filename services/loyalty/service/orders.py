@@ -28,6 +28,7 @@ from services.loyalty.domain.tiers import GrowthBasis
 from services.loyalty.service.accounts import OpenAccount, commit, open_account
 from services.loyalty.service.benefits import granted_multiplier
 from services.loyalty.service.tiers import Standing, grow, standing
+from services.loyalty.store.merges import MergeStore
 from services.loyalty.store.points import OrderEarningStore
 
 #: Days of the daily-cap tally kept on an account.
@@ -38,6 +39,11 @@ async def on_order_paid(tx: Tx, tenant: str, event: OrderPaid) -> OrderEarning |
     earnings = OrderEarningStore(tx.db)
     if await earnings.load(tenant, event.order_id, session=tx.session) is not None:
         return None  # this order has earned already
+    # A merge is keyed by its survivor and the order by its customer, so a duplicate's order
+    # paid just before its merge may arrive after it: it earns for the survivor.
+    survivor = await MergeStore(tx.db).survivor_of(tenant, event.customer_id, tx.session)
+    if survivor is not None:
+        event = event.model_copy(update={"customer_id": survivor})
     opened = await open_account(tx, tenant, event.customer_id, utcnow())
     held = await standing(tx, tenant, event.customer_id)
     multiplier = max(

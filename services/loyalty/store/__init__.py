@@ -1,7 +1,7 @@
 """Loyalty store: every query of the loyalty service lives here."""
 
 from servicekit.mongo import Index
-from services.loyalty.store import benefits, exchanges, points, stored_value, tiers
+from services.loyalty.store import benefits, exchanges, merges, points, stored_value, tiers
 
 INDEXES: list[Index] = [
     *points.INDEXES,
@@ -9,4 +9,5 @@ INDEXES: list[Index] = [
     *benefits.INDEXES,
     *stored_value.INDEXES,
     *exchanges.INDEXES,
+    *merges.INDEXES,
 ]

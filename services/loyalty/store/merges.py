@@ -7,13 +7,14 @@ from pydantic import BaseModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from servicekit.mongo import Document
+from servicekit.mongo import Document, Index
 from services.loyalty.store.benefits import GRANTS, HOLDINGS
 from services.loyalty.store.points import ORDER_EARNINGS
 
 MERGES = "merges"
 #: Collections whose documents belong to a customer by `customer_id` and follow a merge.
 REKEYED = (GRANTS, HOLDINGS, ORDER_EARNINGS)
+INDEXES = [Index(MERGES, [("tenant", 1), ("merged_id", 1)], name="by_merged")]
 
 
 class MergeRecord(BaseModel):
@@ -40,6 +41,14 @@ class MergeStore:
     ) -> MergeRecord | None:
         doc = await self._merges.find_one({"_id": f"{tenant}:{merge_id}"}, session=session)
         return MergeRecord.model_validate(doc) if doc else None
+
+    async def survivor_of(
+        self, tenant: str, customer_id: str, session: AsyncClientSession
+    ) -> str | None:
+        """Whom `customer_id` is merged into now, if anyone."""
+        query = {"tenant": tenant, "merged_id": customer_id, "unmerged": False}
+        doc = await self._merges.find_one(query, {"survivor_id": 1}, session=session)
+        return str(doc["survivor_id"]) if doc else None
 
     async def put(self, tenant: str, record: MergeRecord, session: AsyncClientSession) -> None:
         doc = {"_id": f"{tenant}:{record.merge_id}", "tenant": tenant, **record.model_dump()}
