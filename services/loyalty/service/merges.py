@@ -14,6 +14,7 @@ from datetime import datetime
 from contracts.customer import CustomersMerged, CustomersUnmerged
 from contracts.loyalty import PointsTransferred
 from servicekit.clock import utcnow
+from servicekit.rekeying import rekey, rekey_back
 from servicekit.unit_of_work import Tx
 from services.loyalty.domain import merging
 from services.loyalty.domain import stored_value as value_rules
@@ -22,7 +23,7 @@ from services.loyalty.domain.tiers import MemberTier, TierScheme, add_growth
 from services.loyalty.service.accounts import OpenAccount, commit, open_account
 from services.loyalty.service.stored_value import changed_event
 from services.loyalty.service.tiers import save_member
-from services.loyalty.store.merges import MergeRecord, MergeStore
+from services.loyalty.store.merges import REKEYED, MergeRecord, MergeStore
 from services.loyalty.store.schemes import SchemeStore
 from services.loyalty.store.stored_value import StoredValueStore
 from services.loyalty.store.tiers import MemberTierStore
@@ -52,7 +53,9 @@ async def on_merged(tx: Tx, tenant: str, event: CustomersMerged) -> None:
         principal=principal,
         bonus=bonus,
         growth_by_day=growth,
-        rekeyed=await merges.rekey(tenant, event.merged_id, event.survivor_id, tx.session),
+        rekeyed=await rekey(
+            tx.db, REKEYED, tenant, event.merged_id, event.survivor_id, tx.session, versioned=True
+        ),
     )
     await merges.put(tenant, record, tx.session)
 
@@ -75,7 +78,7 @@ async def on_unmerged(tx: Tx, tenant: str, event: CustomersUnmerged) -> None:
         tx, tenant, record.survivor_id, record.merged_id, f"{event.merge_id}:undone", moved, now
     )
     await _take_growth_back(tx, tenant, record, now)
-    await merges.rekey_back(record.merged_id, record.rekeyed, tx.session)
+    await rekey_back(tx.db, record.rekeyed, record.merged_id, tx.session, versioned=True)
     await merges.put(tenant, record.model_copy(update={"unmerged": True}), tx.session)
 
 
