@@ -1,6 +1,6 @@
-"""What the channels tests (claim centre, drops, targeted issues) share: a paid order
-published to the customer topic as the customer service would, so the coupon service's
-read model counts the customer as returning."""
+"""What the channels tests (claim centre, drops, targeted issues, merges) share: customer
+events published to the customer topic as the customer service would, e.g. a paid order,
+so the coupon service's read model counts the customer as returning."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from contracts import Envelope, Topic
+from contracts import Envelope, Event, Topic
 from contracts.customer import OrderLine, OrderPaid
 from tests.coupon.support import Service
 
@@ -25,18 +25,22 @@ async def pay_an_order(service: Service, tenant: str, customer_id: str) -> None:
         first_order=True,
         paid_at=datetime.now(UTC),
     )
+    await publish(service, tenant, event)
+
+
+async def publish(service: Service, tenant: str, event: Event) -> None:
+    """Send `event` keyed by its subject (the customer; a merge's survivor)."""
+    subject = event.subject()
     envelope = Envelope(
         type=event.type,
         source="/tests",
-        subject=customer_id,
+        subject=subject,
         tenant=tenant,
         data=event.model_dump(mode="json"),
     )
     producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(
-            str(Topic.CUSTOMER), envelope.to_bytes(), key=customer_id.encode()
-        )
+        await producer.send_and_wait(str(Topic.CUSTOMER), envelope.to_bytes(), key=subject.encode())
     finally:
         await producer.stop()

@@ -14,7 +14,7 @@ from contracts.customer import OrderCancelled, OrderPaid, OrderRefunded
 from servicekit.consumer import Subscription
 from servicekit.unit_of_work import Tx
 from services.coupon.domain.refunds import RefundLine
-from services.coupon.service import parts
+from services.coupon.service import merges, parts
 from services.coupon.service.redemption import RedemptionService, Refund
 from services.coupon.settings import CouponSettings
 from services.coupon.store.customers import CustomerOrdersStore
@@ -25,8 +25,10 @@ def order_subscription(settings: CouponSettings) -> Subscription:
         return parts.redemption_on(tx.db, None, settings)
 
     async def on_paid(tx: Tx, envelope: Envelope, event: OrderPaid) -> None:
+        # A duplicate's order read after its merge counts for the survivor.
+        customer = await merges.owner_of(tx, envelope.tenant, event.customer_id)
         await CustomerOrdersStore(tx.db).count_paid(
-            envelope.tenant, event.customer_id, event.order_id, tx.session
+            envelope.tenant, customer, event.order_id, tx.session
         )
         await service(tx).confirm_in(tx, envelope.tenant, event.order_id)
 

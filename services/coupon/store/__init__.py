@@ -15,6 +15,7 @@ from services.coupon.store import (
     drops,  # channels part (issue 7)
     holds,  # core part (issue 6)
     leases,  # core part (issue 6)
+    merges,
     partner_webhooks,  # codes-and-partners part
     partners,  # codes-and-partners part
     rate_windows,
@@ -28,6 +29,7 @@ INDEXES: list[Index] = [
     *batches.INDEXES,
     *coupons.INDEXES,
     *customers.INDEXES,
+    *merges.INDEXES,
     *rate_windows.INDEXES,
 ]
 INDEXES += [*compensation.INDEXES, *subsidies.INDEXES]  # compensation-and-subsidy part

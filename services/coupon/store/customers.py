@@ -38,3 +38,26 @@ class CustomerOrdersStore:
         docs = await self.orders.find({"_id": {"$in": keys}}, session=session).to_list()
         counts = {d["_id"].split(":", 1)[1]: int(d.get("paid_orders", 0)) for d in docs}
         return {c: counts.get(c, 0) for c in customers}
+
+    async def move_paid(
+        self,
+        tenant: str,
+        from_id: str,
+        to_id: str,
+        session: AsyncClientSession,
+        *,
+        count: int | None = None,
+    ) -> int:
+        """Move `count` paid orders (all of them when None) from one customer to another;
+        returns how many moved."""
+        held = (await self.paid_orders(tenant, [from_id], session))[from_id]
+        count = held if count is None else min(count, held)
+        if count:
+            for customer, delta in ((from_id, -count), (to_id, count)):
+                await self.orders.update_one(
+                    {"_id": _key(tenant, customer)},
+                    {"$inc": {"paid_orders": delta}},
+                    upsert=True,
+                    session=session,
+                )
+        return count
