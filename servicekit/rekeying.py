@@ -98,6 +98,14 @@ class MergeBook(Generic[R]):
         doc = {"_id": f"{tenant}:{record.merge_id}", "tenant": tenant, **record.model_dump()}
         await self._merges.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
 
+    async def to_undo(self, tenant: str, merge_id: str, session: AsyncClientSession) -> R | None:
+        """The merge an unmerge undoes, unless it was never followed or is undone already."""
+        record = await self.get(tenant, merge_id, session)
+        return None if record is None or record.unmerged else record
+
+    async def undone(self, tenant: str, record: R, session: AsyncClientSession) -> None:
+        await self.put(tenant, record.model_copy(update={"unmerged": True}), session)
+
     async def survivor_of(
         self, tenant: str, customer_id: str, session: AsyncClientSession
     ) -> str | None:

@@ -6,17 +6,16 @@ moves back exactly what came over."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from contracts.customer import CustomersMerged, CustomersUnmerged
 from services.coupon.store.customers import CUSTOMER_ORDERS
 from services.coupon.store.merges import MERGES
 from tests.coupon.channels_support import pay_an_order, publish
 from tests.coupon.support import Service, batch_spec, claim, ok, running_batches
+from tests.support.merges import merged, unmerged
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -29,24 +28,6 @@ def overrides() -> dict[str, Any]:
 
 def customer() -> str:
     return f"cus_{uuid.uuid4().hex[:10]}"
-
-
-def merged(merge_id: str, survivor: str, duplicate: str) -> CustomersMerged:
-    at = datetime.now(UTC)
-    return CustomersMerged(
-        merge_id=merge_id, survivor_id=survivor, merged_id=duplicate, merged_by="ops", merged_at=at
-    )
-
-
-def unmerged(merge_id: str, survivor: str, duplicate: str) -> CustomersUnmerged:
-    at = datetime.now(UTC)
-    return CustomersUnmerged(
-        merge_id=merge_id,
-        survivor_id=survivor,
-        restored_id=duplicate,
-        unmerged_by="ops",
-        unmerged_at=at,
-    )
 
 
 async def wallet(api: httpx.AsyncClient, customer_id: str) -> set[str]:
@@ -71,14 +52,15 @@ async def test_a_merge_moves_the_wallet_and_the_order_history_and_an_unmerge_mov
     await pay_an_order(service, tenant, duplicate)
     await eventually(lambda: paid_orders(service, tenant, duplicate), until=lambda n: n == 1)
 
-    await publish(service, tenant, merged("m-1", survivor, duplicate))
+    merge = merged(survivor, duplicate)
+    await publish(service, tenant, merge)
     await eventually(lambda: wallet(api, survivor), until=lambda w: w == {kept, *moving})
     assert await wallet(api, duplicate) == set()
     # The duplicate's order makes the survivor a returning customer.
     refused = await claim(api, ids["newbies"], survivor)
     assert refused.status_code == 409 and refused.json()["code"] == "not_new_customer"
 
-    await publish(service, tenant, unmerged("m-1", survivor, duplicate))
+    await publish(service, tenant, unmerged(merge))
     await eventually(lambda: wallet(api, duplicate), until=lambda w: w == moving)
     assert await wallet(api, survivor) == {kept}
     assert (
@@ -94,8 +76,8 @@ async def test_a_duplicate_s_order_read_after_its_merge_counts_for_the_survivor(
     """A merge is keyed by its survivor and an order by its customer: the order paid just
     before the merge may be read after it."""
     survivor, duplicate = customer(), customer()
-    await publish(service, tenant, merged("m-2", survivor, duplicate))
-    await eventually(lambda: service.db[MERGES].find_one({"_id": f"{tenant}:m-2"}))
+    await publish(service, tenant, merged(survivor, duplicate))
+    await eventually(lambda: service.db[MERGES].find_one({"merged_id": duplicate}))
     await pay_an_order(service, tenant, duplicate)
     await eventually(lambda: paid_orders(service, tenant, survivor), until=lambda n: n == 1)
     assert await paid_orders(service, tenant, duplicate) == 0

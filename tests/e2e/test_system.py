@@ -15,16 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from contracts import Envelope, Topic, event_class
 from gateway.main import create_app as gateway_app
 from gateway.settings import GatewaySettings
-from services.coupon.main import create_app as coupon_app
-from services.coupon.settings import CouponSettings
-from services.customer.main import create_app as customer_app
-from services.customer.settings import CustomerSettings
-from services.loyalty.main import create_app as loyalty_app
-from services.loyalty.settings import LoyaltySettings
-from services.reach.main import create_app as reach_app
-from services.reach.settings import ReachSettings
-from services.tagging.main import create_app as tagging_app
-from services.tagging.settings import TaggingSettings
+from tests.support.platform import SERVICES
 from tests.support.servers import serve
 from tests.support.settings import settings_for
 from tests.support.waiting import eventually as _eventually
@@ -38,14 +29,6 @@ eventually = partial(_eventually, within=SYSTEM_WITHIN)
 
 
 pytestmark = pytest.mark.integration
-
-SERVICES = {
-    "customer": (customer_app, CustomerSettings),
-    "tagging": (tagging_app, TaggingSettings),
-    "loyalty": (loyalty_app, LoyaltySettings),
-    "coupon": (coupon_app, CouponSettings),
-    "reach": (reach_app, ReachSettings),
-}
 
 
 @dataclass

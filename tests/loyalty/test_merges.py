@@ -5,17 +5,13 @@ back what is still there; both ledgers stay equal to their balances."""
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from contracts.customer import CustomersMerged, CustomersUnmerged
 from services.loyalty.store.merges import MERGES
 from tests.loyalty.support import (
     Service,
-    ago,
     customer,
     entries,
     get,
@@ -25,6 +21,7 @@ from tests.loyalty.support import (
     publish,
     refunded,
 )
+from tests.support.merges import merged, unmerged
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -55,15 +52,8 @@ async def test_a_merge_moves_the_duplicate_s_assets_and_an_unmerge_moves_them_ba
     grant = {"benefit_id": "gift", "uses": 1, "reason": "welcome"}
     assert (await post(api, f"/customers/{duplicate}/benefits", grant)).status_code == 201
 
-    merge_id = f"mrg_{uuid.uuid4().hex[:8]}"
-    merged = CustomersMerged(
-        merge_id=merge_id,
-        survivor_id=survivor,
-        merged_id=duplicate,
-        merged_by="ops-1",
-        merged_at=ago(),
-    )
-    await publish(producer, tenant, merged)
+    merge = merged(survivor, duplicate)
+    await publish(producer, tenant, merge)
     await balance_is(api, survivor, 200)
     assert (await points(api, duplicate))["balance"] == 0
     assert (await get(api, f"/customers/{survivor}/stored-value"))["principal"] == 1_000
@@ -77,14 +67,7 @@ async def test_a_merge_moves_the_duplicate_s_assets_and_an_unmerge_moves_them_ba
     await publish(producer, tenant, refunded(survivor, "SO-D", "R1", ("L2", 5_000)))
     await balance_is(api, survivor, 150)
 
-    unmerged = CustomersUnmerged(
-        merge_id=merge_id,
-        survivor_id=survivor,
-        restored_id=duplicate,
-        unmerged_by="ops-1",
-        unmerged_at=ago(),
-    )
-    await publish(producer, tenant, unmerged)
+    await publish(producer, tenant, unmerged(merge))
     await balance_is(api, duplicate, 100)
     assert (await points(api, survivor))["balance"] == 50
     assert (await get(api, f"/customers/{duplicate}/stored-value"))["principal"] == 1_000
@@ -103,15 +86,7 @@ async def test_a_duplicate_s_order_arriving_after_its_merge_earns_for_the_surviv
     """A merge is keyed by its survivor and an order by its customer: an order paid just
     before the merge may be read after it, and must not strand points on the duplicate."""
     survivor, duplicate = customer(), customer()
-    merge_id = f"mrg_{uuid.uuid4().hex[:8]}"
-    merged = CustomersMerged(
-        merge_id=merge_id,
-        survivor_id=survivor,
-        merged_id=duplicate,
-        merged_by="ops-1",
-        merged_at=ago(),
-    )
-    await publish(producer, tenant, merged)
+    await publish(producer, tenant, merged(survivor, duplicate))
     await eventually(lambda: service.db[MERGES].find_one({"merged_id": duplicate}))
     await publish(producer, tenant, paid(duplicate, "SO-LATE", ("L1", 10_000)))
     await balance_is(api, survivor, 100)

@@ -9,32 +9,13 @@ from typing import Any
 
 import httpx
 
-from contracts.customer import CustomerErased, CustomersMerged, CustomersUnmerged
+from contracts.customer import CustomerErased
 from services.tagging.store.profiles import MERGED
+from tests.support.merges import merged, unmerged
 from tests.support.waiting import eventually
 from tests.tagging.support import Service, customer_id, publish, registered
 
 NOW = datetime.now(UTC)
-
-
-def merge(survivor: str, duplicate: str) -> CustomersMerged:
-    return CustomersMerged(
-        merge_id=f"m-{duplicate}",
-        survivor_id=survivor,
-        merged_id=duplicate,
-        merged_by="ops",
-        merged_at=NOW,
-    )
-
-
-def unmerge(survivor: str, duplicate: str) -> CustomersUnmerged:
-    return CustomersUnmerged(
-        merge_id=f"m-{duplicate}",
-        survivor_id=survivor,
-        restored_id=duplicate,
-        unmerged_by="ops",
-        unmerged_at=NOW,
-    )
 
 
 async def portrait_of(api: httpx.AsyncClient, customers: int) -> dict[str, Any]:
@@ -51,7 +32,8 @@ async def test_a_merge_before_the_duplicates_registration_still_leaves_one(
     api: httpx.AsyncClient, service: Service, tenant: str
 ) -> None:
     survivor, duplicate, marker = customer_id(), customer_id(), customer_id()
-    await publish(service, tenant, registered(survivor), merge(survivor, duplicate))
+    merge = merged(survivor, duplicate)
+    await publish(service, tenant, registered(survivor), merge)
     await eventually(lambda: service.db[MERGED].find_one({"_id": duplicate}))
     await publish(service, tenant, registered(duplicate))
     # A customer counted after both: once the portrait has the survivor and the marker, a
@@ -67,7 +49,7 @@ async def test_a_merge_before_the_duplicates_registration_still_leaves_one(
     assert portrait["by_lifecycle_stage"] == {"customer": 2}
 
     # Undoing the merge brings the duplicate back into the portrait.
-    await publish(service, tenant, unmerge(survivor, duplicate))
+    await publish(service, tenant, unmerged(merge))
     await portrait_of(api, 3)
 
 
@@ -77,7 +59,7 @@ async def test_a_merge_after_the_registration_takes_the_duplicate_out_and_erasur
     survivor, duplicate = customer_id(), customer_id()
     await publish(service, tenant, registered(survivor), registered(duplicate))
     await portrait_of(api, 2)
-    await publish(service, tenant, merge(survivor, duplicate))
+    await publish(service, tenant, merged(survivor, duplicate))
     await portrait_of(api, 1)
     # Erasing the merged duplicate changes no count: it was already out.
     await publish(service, tenant, CustomerErased(customer_id=duplicate, erased_at=NOW))

@@ -32,14 +32,14 @@ async def on_merged(tx: Tx, tenant: str, event: CustomersMerged) -> None:
 
 async def on_unmerged(tx: Tx, tenant: str, event: CustomersUnmerged) -> None:
     merges = MergeStore(tx.db)
-    record = await merges.get(tenant, event.merge_id, tx.session)
-    if record is None or record.unmerged:
+    record = await merges.to_undo(tenant, event.merge_id, tx.session)
+    if record is None:
         return
     await rekey_back(tx.db, record.moved, record.merged_id, tx.session)
     await CustomerOrdersStore(tx.db).move_paid(
         tenant, record.survivor_id, record.merged_id, tx.session, count=record.paid_orders
     )
-    await merges.put(tenant, record.model_copy(update={"unmerged": True}), tx.session)
+    await merges.undone(tenant, record, tx.session)
 
 
 async def owner_of(tx: Tx, tenant: str, customer_id: str) -> str:

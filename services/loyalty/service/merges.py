@@ -62,8 +62,8 @@ async def on_merged(tx: Tx, tenant: str, event: CustomersMerged) -> None:
 
 async def on_unmerged(tx: Tx, tenant: str, event: CustomersUnmerged) -> None:
     merges = MergeStore(tx.db)
-    record = await merges.get(tenant, event.merge_id, tx.session)
-    if record is None or record.unmerged:
+    record = await merges.to_undo(tenant, event.merge_id, tx.session)
+    if record is None:
         return
     now = utcnow()
     survivor = await open_account(tx, tenant, record.survivor_id, now)
@@ -79,7 +79,7 @@ async def on_unmerged(tx: Tx, tenant: str, event: CustomersUnmerged) -> None:
     )
     await _take_growth_back(tx, tenant, record, now)
     await rekey_back(tx.db, record.rekeyed, record.merged_id, tx.session, versioned=True)
-    await merges.put(tenant, record.model_copy(update={"unmerged": True}), tx.session)
+    await merges.undone(tenant, record, tx.session)
 
 
 def _cause(merge_id: str, at: datetime) -> Cause:
