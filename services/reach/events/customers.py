@@ -1,5 +1,7 @@
 """Customer events: consent (kept current for the pressure check), what templates may say of
-a customer, erasure, paid orders (attribution and rules) and advisors' reminders (rules)."""
+a customer, merges and their undoing (a merged-away customer is never contacted; its touches
+count for the survivor's orders), erasure, paid orders (attribution and rules) and advisors'
+reminders (rules)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from contracts.customer import (
     CustomerErased,
     CustomerProfileChanged,
     CustomerRegistered,
+    CustomersMerged,
+    CustomersUnmerged,
     FollowUpReminderDue,
     OrderPaid,
 )
@@ -71,6 +75,18 @@ async def profile_changed(tx: Tx, envelope: Envelope, event: CustomerProfileChan
         )
 
 
+async def merged(tx: Tx, envelope: Envelope, event: CustomersMerged) -> None:
+    await AudienceStore(tx.db).record_merge(
+        envelope.tenant, event.merge_id, event.survivor_id, event.merged_id, tx.session
+    )
+
+
+async def unmerged(tx: Tx, envelope: Envelope, event: CustomersUnmerged) -> None:
+    await AudienceStore(tx.db).record_unmerge(
+        envelope.tenant, event.merge_id, event.survivor_id, event.restored_id, tx.session
+    )
+
+
 async def erased(tx: Tx, envelope: Envelope, event: CustomerErased) -> None:
     await AudienceStore(tx.db).forget(envelope.tenant, event.customer_id, tx.session)
     await MessageStore(tx.db).forget(envelope.tenant, event.customer_id, tx.session)
@@ -127,6 +143,8 @@ HANDLERS: dict[type[Event], Handler] = {
     ConsentWithdrawn: consent_withdrawn,
     CustomerRegistered: registered,
     CustomerProfileChanged: profile_changed,
+    CustomersMerged: merged,
+    CustomersUnmerged: unmerged,
     CustomerErased: erased,
     FollowUpReminderDue: reminder_due,
 }

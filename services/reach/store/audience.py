@@ -1,6 +1,7 @@
 """What reach keeps of other services' facts, from their events: consent per channel and
-purpose, the profile attributes templates may use, subscription-message authorisations
-(the quota ledger: one message per authorisation), and each tenant's contact policy."""
+purpose, the profile attributes templates may use, merges (on the profile: a duplicate's
+`merged_into`, a survivor's `merged_ids`), subscription-message authorisations (the quota
+ledger: one message per authorisation), and each tenant's contact policy."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ INDEXES = [
     Index(CONSENTS, [("tenant", 1), ("customer_id", 1)], name="by_customer"),
     Index(QUOTAS, [("tenant", 1), ("customer_id", 1)], name="by_customer"),
 ]
+
+
+#: Enough for any real chain of merges; bounds the look-up should the records ever loop.
+MAX_SAME_PERSON = 50
 
 
 def consent_key(tenant: str, customer_id: str, channel: str, purpose: str) -> str:
@@ -98,6 +103,77 @@ class AudienceStore:
         await self._consents.delete_many(query, session=session)
         await self._profiles.delete_many(query, session=session)
         await self._quotas.delete_many(query, session=session)
+
+    # ---------------------------------------------------------------- merges
+
+    async def record_merge(
+        self,
+        tenant: str,
+        merge_id: str,
+        survivor_id: str,
+        merged_id: str,
+        session: AsyncClientSession,
+    ) -> None:
+        """Mark `merged_id` merged into `survivor_id`. Upserts that set only the merge's
+        own fields: the duplicate's events (keyed by the duplicate) may come before or after
+        this one (keyed by the survivor), and neither overwrites the other. Kept per merge,
+        so an undo of one merge leaves another of the same customer standing."""
+        await self._add(tenant, merged_id, "merged_into", merge_id, survivor_id, session)
+        await self._add(tenant, survivor_id, "merged_ids", merge_id, merged_id, session)
+
+    async def record_unmerge(
+        self,
+        tenant: str,
+        merge_id: str,
+        survivor_id: str,
+        restored_id: str,
+        session: AsyncClientSession,
+    ) -> None:
+        for customer_id, field in ((restored_id, "merged_into"), (survivor_id, "merged_ids")):
+            await self._profiles.update_one(
+                {"_id": f"{tenant}/{customer_id}"},
+                {"$pull": {field: {"merge_id": merge_id}}},
+                session=session,
+            )
+
+    async def _add(
+        self,
+        tenant: str,
+        customer_id: str,
+        field: str,
+        merge_id: str,
+        other: str,
+        session: AsyncClientSession,
+    ) -> None:
+        await self._profiles.update_one(
+            {"_id": f"{tenant}/{customer_id}"},
+            {
+                "$set": {"tenant": tenant, "customer_id": customer_id},
+                "$addToSet": {field: {"merge_id": merge_id, "customer_id": other}},
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def same_person(
+        self, tenant: str, customer_id: str, session: AsyncClientSession | None = None
+    ) -> list[str]:
+        """The customer and everyone merged into it, directly or through another merge."""
+        found, level = [customer_id], [customer_id]
+        while level and len(found) < MAX_SAME_PERSON:
+            docs = await self._profiles.find(
+                {"_id": {"$in": [f"{tenant}/{c}" for c in level]}},
+                {"merged_ids": 1},
+                session=session,
+            ).to_list()
+            level = [
+                m["customer_id"]
+                for d in docs
+                for m in d.get("merged_ids", [])
+                if m["customer_id"] not in found
+            ]
+            found += level
+        return found
 
     # ---------------------------------------------------------------- subscription quota
 
