@@ -1,7 +1,8 @@
 """The contact-pressure check (触达频控): before every send, one decision per customer across
-all channels — consent for the channel and purpose, frequency caps per day and week, the
-WeCom monthly mass-message limit, quiet hours in the tenant's time zone — and the slots a
-sent message takes.
+all channels — not merged away into another customer, consent for the channel and purpose,
+frequency caps per day and week, the WeCom monthly mass-message limit, quiet hours in the
+tenant's time zone — and the slots a sent message takes. Caps count per customer id: a
+survivor's caps do not include what its duplicate received before the merge.
 
 A capped message takes numbered slots (`2026-11-23#1`, `2026-W48#2`, `2026-11#1`); the store
 holds them unique per customer and channel, so two senders that read the same counts cannot
@@ -114,10 +115,25 @@ def windows(policy: Policy, at: datetime) -> Windows:
     )
 
 
-def decide(ask: Ask, policy: Policy, *, consented: bool, counts: Counts, now: datetime) -> Decision:
+#: The reason a message to a customer merged into another is refused: the same person is
+#: reached as the survivor, so the duplicate would be contacted twice.
+MERGED = "merged"
+
+
+def decide(
+    ask: Ask,
+    policy: Policy,
+    *,
+    consented: bool,
+    counts: Counts,
+    now: datetime,
+    merged: bool = False,
+) -> Decision:
     """Send (with the slots to take), defer past quiet hours, or suppress with a reason."""
     if ask.recipient is Recipient.ADVISOR:
         return Send(slots=None)
+    if merged:
+        return Suppress(MERGED)
     if not consented:
         return Suppress(f"no_consent:{ask.channel}:{ask.purpose}")
     if ask.purpose is Purpose.SERVICE:

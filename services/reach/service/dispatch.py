@@ -73,6 +73,7 @@ class Facts:
     customers: list[str]
     consented: dict[tuple[Channel, Purpose], set[str]]
     counts: dict[Channel, dict[str, pressure.Counts]]
+    #: Template attributes, and `merged_into` for a customer merged away (never contacted).
     profiles: dict[str, Document]
     quotas: dict[str, dict[str, int]]
 
@@ -204,7 +205,10 @@ class Dispatcher:
         ask = pressure.Ask(draft.channel, draft.purpose, draft.recipient, draft.mass)
         consented = draft.customer_id in facts.consented[(draft.channel, draft.purpose)]
         counts = facts.counts[draft.channel].get(draft.customer_id, pressure.Counts())
-        decision = pressure.decide(ask, facts.policy, consented=consented, counts=counts, now=now)
+        merged = bool(facts.profiles.get(draft.customer_id, {}).get("merged_into"))
+        decision = pressure.decide(
+            ask, facts.policy, consented=consented, counts=counts, now=now, merged=merged
+        )
         if isinstance(decision, pressure.Defer):
             deferrals.append((draft, decision.until))
             return None
