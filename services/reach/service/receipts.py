@@ -13,6 +13,7 @@ from servicekit.mongo import Document
 from servicekit.unit_of_work import Tx, UnitOfWork
 from services.reach.domain.conversion import last_touch
 from services.reach.domain.messages import Status
+from services.reach.store.audience import AudienceStore
 from services.reach.store.campaigns import CampaignStore
 from services.reach.store.messages import MessageStore
 
@@ -101,10 +102,12 @@ def _common(doc: Document) -> dict[str, str | None]:
 
 async def attribute(tx: Tx, tenant: str, order: OrderPaid, window: timedelta) -> bool:
     """Attribute a paid order to the last touch before it within `window` (a held-out
-    customer's conversion goes to the holdout); once per order."""
+    customer's conversion goes to the holdout); once per order. Touches of the customers
+    merged into the buyer count: they reached the same person."""
     messages = MessageStore(tx.db)
+    people = await AudienceStore(tx.db).same_person(tenant, order.customer_id, tx.session)
     touch = last_touch(
-        await messages.touches(tenant, order.customer_id, order.paid_at - window),
+        await messages.touches(tenant, people, order.paid_at - window),
         order.paid_at,
         window,
     )

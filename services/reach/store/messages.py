@@ -119,10 +119,11 @@ class MessageStore:
                 tally.setdefault(doc["customer_id"], [0, 0, 0])[2] += bool(doc.get("month_slot"))
         return {c: Counts(day=d, week=wk, month_mass=m) for c, (d, wk, m) in tally.items()}
 
-    async def touches(self, tenant: str, customer_id: str, since: datetime) -> list[Touch]:
+    async def touches(self, tenant: str, customer_ids: list[str], since: datetime) -> list[Touch]:
+        """The latest touches of any of `customer_ids` (one person's ids) since `since`."""
         query = {
             "tenant": tenant,
-            "customer_id": customer_id,
+            "customer_id": {"$in": customer_ids},
             "status": {"$in": [str(s) for s in TOUCHES]},
             "at": {"$gte": since},
         }
