@@ -1,7 +1,9 @@
 """Campaigns to a segment, end to end with the real tagging service answering the member
 pages: A/B variants and a holdout, suppressions, progress as a job, the report with
-conversions attributed from `customer.order_paid.v1` over the broker; and a campaign whose
-service is stopped mid-send and started again, every member reached exactly once."""
+conversions attributed from `customer.order_paid.v1` over the broker; a campaign whose
+service is stopped mid-send and started again, every member reached exactly once; and
+customer merges read from the broker: a merged-away duplicate is not contacted (until the
+merge is undone), its touches count for the survivor's orders, whichever event comes first."""
 
 from __future__ import annotations
 
@@ -15,16 +17,26 @@ import httpx
 import pytest
 
 from contracts import Topic
-from contracts.customer import OrderLine, OrderPaid
+from contracts.customer import (
+    ConsentGranted,
+    CustomerRegistered,
+    CustomersMerged,
+    OrderLine,
+    OrderPaid,
+)
+from servicekit.consumer import PROCESSED
 from services.reach.main import create_app
 from services.reach.providers.sandbox import SANDBOX
 from services.reach.settings import ReachSettings
+from services.reach.store.audience import CONSENTS, PROFILES
+from services.reach.store.campaigns import CONVERSIONS
 from services.reach.store.messages import MESSAGES
 from services.tagging.main import create_app as create_tagging
 from services.tagging.settings import TaggingSettings
 from services.tagging.store.snapshots import Snapshot, SnapshotStore
-from tests.reach.support import Service, consent, customer_id, policy, publish, template
+from tests.reach.support import Service, consent, customer_id, policy, publish, send, template
 from tests.support.events import published
+from tests.support.merges import merged, unmerged
 from tests.support.running import RunningService
 from tests.support.servers import serve
 from tests.support.settings import settings_for
@@ -245,3 +257,119 @@ async def test_a_campaign_stopped_mid_send_resumes_and_reaches_everyone_once(
         )
         sent = Counter(e.data["customer_id"] for e in events if e.type == "reach.message_sent.v1")
         assert set(sent.values()) == {1}
+
+
+async def merged_away(service: Service, tenant: str, customer: str, away: bool = True) -> None:
+    """Wait until reach has read that `customer` is (or no longer is) merged away."""
+    await eventually(
+        lambda: service.db[PROFILES].find_one({"_id": f"{tenant}/{customer}"}),
+        until=lambda doc: doc is not None and bool(doc.get("merged_into")) is away,
+    )
+
+
+async def test_a_merged_away_duplicate_is_not_contacted_until_the_merge_is_undone(
+    service: Service, tagging: Tagging, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"sms": {"per_day": 5, "per_week": 5}})
+    await template(api)
+    survivor, duplicate = customer_id(), customer_id()
+    await consent(service, tenant, survivor, duplicate)
+    # The segment was frozen while they were still two customers.
+    segment_id, snapshot_id = await snapshot(tagging, tenant, [survivor, duplicate])
+    # Published twice (two envelopes, so not caught by the event-id dedupe): kept once.
+    merge = merged(survivor, duplicate)
+    await publish(service, tenant, merge, merge)
+    await eventually(
+        lambda: service.db[PROCESSED].count_documents(
+            {"tenant": tenant, "type": CustomersMerged.type}
+        ),
+        until=lambda n: n == 2,
+    )
+    profile = await service.db[PROFILES].find_one({"_id": f"{tenant}/{duplicate}"})
+    assert profile is not None and len(profile["merged_into"]) == 1
+
+    body = campaign_body(
+        segment_id, snapshot_id, variants=[{"variant_id": "A", "template_id": "welcome"}]
+    )
+    created = await api.post("/campaigns", json=body)
+    assert created.status_code == 201, created.text
+    started = await api.post(f"/campaigns/{created.json()['campaign_id']}/start")
+    job = await finished(api, started.json()["job_id"])
+
+    assert job["state"] == "succeeded", job
+    outcome = {
+        d["customer_id"]: (d["status"], d.get("reason"))
+        for d in await service.db[MESSAGES].find({"tenant": tenant}).to_list()
+    }
+    assert outcome == {survivor: ("delivered", None), duplicate: ("suppressed", "merged")}
+    assert (await send(api, duplicate))["reason"] == "merged"  # a single send is refused too
+
+    await publish(service, tenant, unmerged(merge))
+    await merged_away(service, tenant, duplicate, away=False)
+    assert (await send(api, duplicate))["status"] == "delivered"
+
+
+async def test_the_survivors_order_is_attributed_to_a_touch_of_its_duplicate(
+    service: Service, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"sms": {"per_day": 5, "per_week": 5}})
+    await template(api)
+    survivor, duplicate = customer_id(), customer_id()
+    await consent(service, tenant, duplicate)
+    touch = await send(api, duplicate)
+    assert touch["status"] == "delivered"
+
+    # Both keyed by the survivor: the merge is read before the order.
+    merge = merged(survivor, duplicate)
+    await publish(service, tenant, merge, paid(survivor, "o1", 9_900))
+
+    conversion = await eventually(
+        lambda: service.db[CONVERSIONS].find_one({"_id": f"{tenant}/o1"}),
+        until=lambda doc: doc is not None,
+    )
+    assert conversion["message_id"] == touch["message_id"]
+    assert conversion["customer_id"] == survivor and conversion["amount"] == 9_900
+
+    # Undone: the survivor's next order owes nothing to the restored customer's message.
+    await publish(service, tenant, unmerged(merge), paid(survivor, "o2", 500))
+    await eventually(
+        lambda: service.db[PROCESSED].count_documents({"tenant": tenant, "type": OrderPaid.type}),
+        until=lambda n: n == 2,
+    )
+    assert await service.db[CONVERSIONS].find_one({"_id": f"{tenant}/o2"}) is None
+
+
+async def test_a_merge_read_before_the_duplicates_own_events_still_holds(
+    service: Service, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"sms": {"per_day": 5, "per_week": 5}})
+    await template(api)
+    survivor, duplicate = customer_id(), customer_id()
+    await publish(service, tenant, merged(survivor, duplicate))
+    await merged_away(service, tenant, duplicate)
+
+    # The duplicate's registration and consent (keyed by the duplicate) come after.
+    registered = CustomerRegistered(
+        customer_id=duplicate,
+        display_name="林小姐",
+        source_channel="store",
+        lifecycle_stage="customer",
+        registered_at=datetime.now(UTC),
+    )
+    granted = ConsentGranted(
+        customer_id=duplicate,
+        channel="sms",
+        purpose="marketing",
+        source="api",
+        granted_at=datetime.now(UTC),
+    )
+    await publish(service, tenant, registered, granted)
+    await eventually(
+        lambda: service.db[CONSENTS].find_one({"tenant": tenant, "customer_id": duplicate}),
+        until=lambda doc: doc is not None,
+    )
+    profile = await service.db[PROFILES].find_one({"_id": f"{tenant}/{duplicate}"})
+    assert profile is not None and profile["display_name"] == "林小姐"
+
+    message = await send(api, duplicate)
+    assert message["status"] == "suppressed" and message["reason"] == "merged"
