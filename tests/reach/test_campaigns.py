@@ -3,7 +3,8 @@ pages: A/B variants and a holdout, suppressions, progress as a job, the report w
 conversions attributed from `customer.order_paid.v1` over the broker; a campaign whose
 service is stopped mid-send and started again, every member reached exactly once; and
 customer merges read from the broker: a merged-away duplicate is not contacted (until the
-merge is undone), its touches count for the survivor's orders, whichever event comes first."""
+merge is undone), its touches (and those of customers merged into it) count for the
+survivor's orders, whichever of the merge and the duplicate's events comes first."""
 
 from __future__ import annotations
 
@@ -296,7 +297,7 @@ async def test_a_merged_away_duplicate_is_not_contacted_until_the_merge_is_undon
     started = await api.post(f"/campaigns/{created.json()['campaign_id']}/start")
     job = await finished(api, started.json()["job_id"])
 
-    assert job["state"] == "succeeded", job
+    assert job["state"] == "succeeded" and job["result"]["suppressed"] == {"merged": 1}, job
     outcome = {
         d["customer_id"]: (d["status"], d.get("reason"))
         for d in await service.db[MESSAGES].find({"tenant": tenant}).to_list()
@@ -337,6 +338,26 @@ async def test_the_survivors_order_is_attributed_to_a_touch_of_its_duplicate(
         until=lambda n: n == 2,
     )
     assert await service.db[CONVERSIONS].find_one({"_id": f"{tenant}/o2"}) is None
+
+
+async def test_a_touch_of_a_customer_merged_through_another_merge_counts(
+    service: Service, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api)
+    await template(api)
+    survivor, duplicate, earlier = customer_id(), customer_id(), customer_id()
+    await consent(service, tenant, earlier)
+    touch = await send(api, earlier)
+    # `earlier` was merged into `duplicate`, which is then merged into `survivor`.
+    await publish(service, tenant, merged(duplicate, earlier))
+    await merged_away(service, tenant, earlier)
+    await publish(service, tenant, merged(survivor, duplicate), paid(survivor, "o1", 300))
+
+    conversion = await eventually(
+        lambda: service.db[CONVERSIONS].find_one({"_id": f"{tenant}/o1"}),
+        until=lambda doc: doc is not None,
+    )
+    assert conversion["message_id"] == touch["message_id"]
 
 
 async def test_a_merge_read_before_the_duplicates_own_events_still_holds(
