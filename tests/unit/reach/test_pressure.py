@@ -1,5 +1,5 @@
 """The contact-pressure decision: consent, quiet hours in the tenant's zone, caps, the WeCom
-monthly mass-message limit, and the slots a send takes."""
+monthly mass-message limit, merged-away customers, and the slots a send takes."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def test_no_consent_suppresses_whatever_the_purpose() -> None:
             Ask(Channel.SMS, purpose), POLICY, consented=False, counts=Counts(), now=NOON
         )
         assert decision == Suppress(f"no_consent:sms:{purpose}")
+
+
+def test_a_merged_away_customer_is_not_contacted_for_any_purpose_even_with_consent() -> None:
+    for purpose in Purpose:
+        ask = Ask(Channel.SMS, purpose)
+        decision = decide(ask, POLICY, consented=True, counts=Counts(), now=NOON, merged=True)
+        assert decision == Suppress("merged")
 
 
 def test_an_advisor_is_told_without_consent_or_caps() -> None:
