@@ -30,6 +30,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from bench.processes import CpuMeter, infrastructure
 from bench.raw_capacity import (
     Measurement,
     format_table,
@@ -123,19 +124,24 @@ async def configure(runtime: Runtime, tenant: str) -> None:
     await schemes.put(tenant, tiers, changed_by="bench")
 
 
-async def measure_earning(runtime: Runtime, orders: int) -> Measurement:
-    """From the first order handled to the last: (orders - 1) over that time."""
+async def measure_earning(runtime: Runtime, orders: int) -> tuple[Measurement, dict[str, float]]:
+    """From the first order handled to the last: (orders - 1) over that time, and the CPU
+    per order of the consumer (this process) and of the store and broker when local."""
     [consumer] = runtime.consumers
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while consumer.handled < 1:
         await _tick(deadline)
+    settings = runtime.settings
+    meter = CpuMeter(infrastructure(settings.kafka_bootstrap_servers, settings.mongodb_uri))
     started = time.perf_counter()
     while consumer.handled + consumer.skipped + consumer.dead_lettered < orders:
         await _tick(deadline)
     seconds = time.perf_counter() - started
+    cpu = meter.per_unit_ms(orders - 1)
     if consumer.dead_lettered:
         raise RuntimeError(f"{consumer.dead_lettered} orders were dead-lettered")
-    return Measurement("points_earned", "paid orders earning points", orders - 1, seconds)
+    measurement = Measurement("points_earned", "paid orders earning points", orders - 1, seconds)
+    return measurement, {"service": cpu.pop("client")} | cpu
 
 
 async def _tick(deadline: float) -> None:
@@ -146,7 +152,7 @@ async def _tick(deadline: float) -> None:
 
 async def run_earning(
     bootstrap: str, mongodb_uri: str, args: argparse.Namespace
-) -> tuple[list[Measurement], list[Ratio]]:
+) -> tuple[list[Measurement], list[Ratio], dict[str, float]]:
     raw = await run_raw_capacity(bootstrap, mongodb_uri, messages=RAW_MESSAGES, docs=RAW_DOCS)
     tenant = f"bench-{uuid.uuid4().hex[:8]}"
     settings = LoyaltySettings(
@@ -161,11 +167,11 @@ async def run_earning(
         await publish(bootstrap, tenant, paid_orders(args.orders, args.customers))
         for subscription in SUBSCRIPTIONS:
             await runtime.subscribe(subscription)
-        service = [await measure_earning(runtime, args.orders)]
+        earning, cpu = await measure_earning(runtime, args.orders)
     finally:
         await runtime.client.drop_database(settings.mongodb_database)
         await runtime.stop()
-    return raw, judge(service, rates(raw))
+    return raw, judge([earning], rates(raw)), cpu
 
 
 def judge(service: Sequence[Measurement], raw: dict[str, float]) -> list[Ratio]:
@@ -195,7 +201,12 @@ def format_ratios(ratios: Sequence[Ratio]) -> str:
 
 
 def results_document(
-    raw: Sequence[Measurement], ratios: Sequence[Ratio], *, external: bool, args: argparse.Namespace
+    raw: Sequence[Measurement],
+    ratios: Sequence[Ratio],
+    cpu: dict[str, float],
+    *,
+    external: bool,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     return {
         "benchmark": "loyalty_earning",
@@ -213,6 +224,7 @@ def results_document(
             }
             for r in ratios
         ],
+        "cpu_ms_per_order": cpu,
     }
 
 
@@ -229,19 +241,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(bootstrap: str, mongodb_uri: str, args: argparse.Namespace) -> tuple[list, list]:
+def _run(bootstrap: str, mongodb_uri: str, args: argparse.Namespace) -> tuple[list, list, dict]:
     return asyncio.run(run_earning(bootstrap, mongodb_uri, args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    raw, ratios = on_infrastructure(
+    raw, ratios, cpu = on_infrastructure(
         args.external, "bench-loyalty-", lambda kafka, mongo: _run(kafka, mongo, args)
     )
     print(format_table(raw))
     print()
     print(format_ratios(ratios))
-    write_results(results_document(raw, ratios, external=args.external, args=args), args.output)
+    print(f"\nCPU ms per order: {cpu}")
+    document = results_document(raw, ratios, cpu, external=args.external, args=args)
+    write_results(document, args.output)
     print(f"\nresults written to {args.output}", file=sys.stderr)
     return 0
 
