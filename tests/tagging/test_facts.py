@@ -129,6 +129,10 @@ async def test_merge_unmerge_and_erasure_are_followed(service: Service, tenant: 
     assert folded["merged_into"] == survivor
     merged = await facts(service, tenant, survivor)
     assert merged["behaviour"][0]["days"] == {NOW.date().isoformat(): 2}
+    # A view of the duplicate read after the merge counts for the survivor too, and the
+    # unmerge below takes back exactly what the duplicate brought.
+    await send(service, envelope(tenant, viewed(duplicate, 3), duplicate))
+    await facts(service, tenant, survivor, **{f"behaviour.0.days.{NOW.date().isoformat()}": 3})
     unmerge = CustomersUnmerged(
         merge_id="m1",
         survivor_id=survivor,

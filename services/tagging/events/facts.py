@@ -67,8 +67,17 @@ def updating(update: Update) -> Handler:
     return handle
 
 
-def _behaviour(record: FactsRecord, event: BehaviourRecorded) -> FactsRecord:
-    return updates.behaviour_recorded(record, event, utcnow().date())
+async def on_behaviour(tx: Tx, envelope: Envelope, event: BehaviourRecorded) -> None:
+    """A merged customer's behaviour read after the merge (the merge is keyed by the survivor,
+    the behaviour by the customer) counts for the survivor too; kept on the duplicate as well,
+    so an unmerge takes back exactly what it added."""
+    today = utcnow().date()
+    record = await _load(tx, envelope.tenant, event.customer_id)
+    changed = [updates.behaviour_recorded(record, event, today)]
+    if record.merged_into is not None:
+        survivor = await _load(tx, envelope.tenant, record.merged_into)
+        changed.append(updates.behaviour_recorded(survivor, event, today))
+    await _save_and_evaluate(tx, *changed)
 
 
 async def on_profile_changed(tx: Tx, envelope: Envelope, event: CustomerProfileChanged) -> None:
@@ -119,7 +128,7 @@ SUBSCRIPTIONS = [
             ConsentGranted: updating(updates.consent_changed),
             ConsentWithdrawn: updating(updates.consent_changed),
             PurchaseStatsChanged: updating(updates.stats_changed),
-            BehaviourRecorded: updating(_behaviour),
+            BehaviourRecorded: on_behaviour,
             CustomersMerged: on_merged,
             CustomersUnmerged: on_unmerged,
             CustomerErased: on_erased,
