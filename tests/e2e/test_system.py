@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from contracts import Envelope, Topic, event_class
 from gateway.main import create_app as gateway_app
 from gateway.settings import GatewaySettings
+from tests.coupon.support import batch_spec, claim, ok, running_batches
 from tests.support.platform import SERVICES
 from tests.support.servers import serve
 from tests.support.settings import settings_for
@@ -253,3 +254,56 @@ async def test_a_segment_built_and_kept_current_through_the_gateway(system: Syst
     await eventually(lambda: members(segment_id), until=lambda m: m == {first})
     second = await buyer(2)
     await eventually(lambda: members(segment_id), until=lambda m: m == {first, second})
+
+
+async def test_a_merge_at_the_customer_service_moves_points_and_coupons_and_is_undone(
+    system: System,
+) -> None:
+    """One merge made through the gateway reaches loyalty and coupon over the broker: the
+    duplicate's points and coupon follow the survivor, and the undo brings them back."""
+    tenant = {"X-Tenant-Id": "e2e-merges", "X-Actor-Id": "ops-1"}
+    base = str(system.gateway.base_url)
+    async with httpx.AsyncClient(base_url=f"{base}/api/v1/coupon", headers=tenant) as coupon:
+        batch = (await running_batches(coupon, batch_spec()))["main"]
+        survivor, duplicate = [
+            (
+                await system.gateway.post(
+                    "/api/v1/customer/customers",
+                    json={"display_name": name, "source_channel": "app", "mobile": mobile},
+                    headers=tenant,
+                )
+            ).json()["id"]
+            for name, mobile in (("Chen Jing", "13700000001"), ("Chen Jing (old)", "13700000002"))
+        ]
+        coupon_id = (await ok(claim(coupon, batch, duplicate), 201))["id"]
+        adjustment = {"points": 300, "reason": "welcome"}
+        credited = await system.gateway.post(
+            f"/api/v1/loyalty/customers/{duplicate}/points/adjustments",
+            json=adjustment,
+            headers={**tenant, "Idempotency-Key": f"welcome-{duplicate}"},
+        )
+        assert credited.status_code == 201, credited.text
+
+        merge = await system.gateway.post(
+            f"/api/v1/customer/customers/{survivor}/merge",
+            json={"merged_id": duplicate, "reason": "same person"},
+            headers=tenant,
+        )
+        assert merge.status_code == 201, merge.text
+
+        async def holdings(customer: str) -> tuple[set[str], int]:
+            wallet = await ok(coupon.get(f"/customers/{customer}/coupons"))
+            points = await system.gateway.get(
+                f"/api/v1/loyalty/customers/{customer}/points", headers=tenant
+            )
+            return {c["id"] for c in wallet["items"]}, points.json()["balance"]
+
+        await eventually(lambda: holdings(survivor), until=lambda h: h == ({coupon_id}, 300))
+        assert await holdings(duplicate) == (set(), 0)
+
+        undone = await system.gateway.post(
+            f"/api/v1/customer/merges/{merge.json()['id']}/undo", headers=tenant
+        )
+        assert undone.status_code == 200, undone.text
+        await eventually(lambda: holdings(duplicate), until=lambda h: h == ({coupon_id}, 300))
+        assert await holdings(survivor) == (set(), 0)
