@@ -330,6 +330,9 @@ async def test_the_survivors_order_is_attributed_to_a_touch_of_its_duplicate(
     )
     assert conversion["message_id"] == touch["message_id"]
     assert conversion["customer_id"] == survivor and conversion["amount"] == 9_900
+    # The survivor's history shows what reached the same person under the duplicate's id.
+    history = (await api.get(f"/customers/{survivor}/messages")).json()
+    assert [m["message_id"] for m in history] == [touch["message_id"]]
 
     # Undone: the survivor's next order owes nothing to the restored customer's message.
     await publish(service, tenant, unmerged(merge), paid(survivor, "o2", 500))
@@ -338,6 +341,7 @@ async def test_the_survivors_order_is_attributed_to_a_touch_of_its_duplicate(
         until=lambda n: n == 2,
     )
     assert await service.db[CONVERSIONS].find_one({"_id": f"{tenant}/o2"}) is None
+    assert (await api.get(f"/customers/{survivor}/messages")).json() == []
 
 
 async def test_a_touch_of_a_customer_merged_through_another_merge_counts(

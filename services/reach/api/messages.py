@@ -111,8 +111,10 @@ async def get_message(message_id: MessageId, tenant: TenantDep, reach: ReachDep)
 async def customer_messages(
     customer_id: CustomerId, tenant: TenantDep, reach: ReachDep
 ) -> list[MessageView]:
-    """The customer's latest 50 messages, newest first."""
-    return [MessageView.of(d) for d in await reach.messages.of_customer(tenant, customer_id)]
+    """The customer's latest 50 messages, newest first, with those sent to customers since
+    merged into it (the same person was reached)."""
+    people = await reach.audience.same_person(tenant, customer_id)
+    return [MessageView.of(d) for d in await reach.messages.of_customers(tenant, people)]
 
 
 class Receipt(BaseModel):

@@ -85,8 +85,10 @@ class MessageStore:
         """A message found by id alone (a tracked link names no tenant; ids are unique)."""
         return await self._messages.find_one({"_id": message_id})
 
-    async def of_customer(self, tenant: str, customer_id: str, limit: int = 50) -> list[Document]:
-        cursor = self._messages.find({"tenant": tenant, "customer_id": customer_id})
+    async def of_customers(
+        self, tenant: str, customer_ids: list[str], limit: int = 50
+    ) -> list[Document]:
+        cursor = self._messages.find({"tenant": tenant, "customer_id": {"$in": customer_ids}})
         return await cursor.sort("at", -1).limit(limit).to_list()
 
     async def counts(
