@@ -310,6 +310,25 @@ async def test_a_merged_away_duplicate_is_not_contacted_until_the_merge_is_undon
     assert (await send(api, duplicate))["status"] == "delivered"
 
 
+async def test_caps_count_what_reached_the_person_under_the_duplicates_id(
+    service: Service, tenant: str, api: httpx.AsyncClient
+) -> None:
+    await policy(api, caps={"sms": {"per_day": 1, "per_week": 5}})
+    await template(api)
+    survivor, duplicate = customer_id(), customer_id()
+    await consent(service, tenant, survivor, duplicate)
+    assert (await send(api, duplicate))["status"] == "delivered"
+    merge = merged(survivor, duplicate)
+    await publish(service, tenant, merge)
+    await merged_away(service, tenant, duplicate)
+    # One message a day: the person had theirs this morning, under the duplicate's id.
+    assert (await send(api, survivor))["reason"] == "frequency_cap_day"
+
+    await publish(service, tenant, unmerged(merge))
+    await merged_away(service, tenant, duplicate, away=False)
+    assert (await send(api, survivor))["status"] == "delivered"
+
+
 async def test_the_survivors_order_is_attributed_to_a_touch_of_its_duplicate(
     service: Service, tenant: str, api: httpx.AsyncClient
 ) -> None:

@@ -1,8 +1,8 @@
 """The contact-pressure check (触达频控): before every send, one decision per customer across
 all channels — not merged away into another customer, consent for the channel and purpose,
 frequency caps per day and week, the WeCom monthly mass-message limit, quiet hours in the
-tenant's time zone — and the slots a sent message takes. Caps count per customer id: a
-survivor's caps do not include what its duplicate received before the merge.
+tenant's time zone — and the slots a sent message takes. Caps count per person: a
+survivor's counts include what the customers merged into it received (`per_person`).
 
 A capped message takes numbered slots (`2026-11-23#1`, `2026-W48#2`, `2026-11#1`); the store
 holds them unique per customer and channel, so two senders that read the same counts cannot
@@ -58,6 +58,22 @@ class Counts:
     day: int = 0
     week: int = 0
     month_mass: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.day + other.day, self.week + other.week, self.month_mass + other.month_mass
+        )
+
+
+def per_person(counts: dict[str, Counts], merged: dict[str, list[str]]) -> dict[str, Counts]:
+    """Each customer's counts with those of the customers merged into them added: a cap is
+    on how often a person is contacted, whatever id reached them."""
+    return {
+        customer: sum(
+            (counts.get(c, Counts()) for c in [customer, *merged.get(customer, [])]), Counts()
+        )
+        for customer in counts.keys() | merged.keys()
+    }
 
 
 @dataclass(frozen=True)

@@ -164,11 +164,15 @@ class Dispatcher:
             (c, p): await self.audience.consented(tenant, customers, str(c), str(p))
             for c, p in pairs
         }
+        profiles = await self.audience.profiles(tenant, customers)
+        merged = {
+            c: [m["customer_id"] for m in p.get("merged_ids", [])] for c, p in profiles.items()
+        }
+        counted = sorted({*customers, *(m for ids in merged.values() for m in ids)})
         counts = {
-            c: await self.messages.counts(tenant, customers, str(c), w)
+            c: pressure.per_person(await self.messages.counts(tenant, counted, str(c), w), merged)
             for c in {d.channel for d in drafts}
         }
-        profiles = await self.audience.profiles(tenant, customers)
         return Facts(policy, customers, consented, counts, profiles, {})
 
     async def _decide(

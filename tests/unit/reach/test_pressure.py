@@ -21,6 +21,7 @@ from services.reach.domain.pressure import (
     Slots,
     Suppress,
     decide,
+    per_person,
     quiet_hours_end,
     windows,
 )
@@ -138,3 +139,13 @@ def test_a_deferral_always_lands_outside_quiet_hours_and_within_a_day(
         return
     assert now < until <= now + timedelta(days=1)
     assert quiet_hours_end(policy, until) is None
+
+
+def test_a_persons_counts_add_those_of_the_customers_merged_into_them() -> None:
+    counts = {"survivor": Counts(day=1, week=2), "duplicate": Counts(day=1, week=1, month_mass=1)}
+    merged = {"survivor": ["duplicate"], "fresh": ["old"]}
+    assert per_person(counts, merged) == {
+        "survivor": Counts(day=2, week=3, month_mass=1),
+        "duplicate": Counts(day=1, week=1, month_mass=1),
+        "fresh": Counts(),
+    }
