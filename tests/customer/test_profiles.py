@@ -175,6 +175,11 @@ async def test_updates_are_logged_masked_and_published(
     assert sorted(change.data["changed_fields"]) == ["gender", "mobile"]
     assert "13700005678" not in change.model_dump_json()  # no personal data in events
 
+    # Cleared, a gender is unknown again (a fuzzing run found null stored, and a 500).
+    cleared = await api.patch(f"/customers/{created['id']}", json={"gender": None})
+    assert cleared.status_code == 200 and cleared.json()["gender"] == "unknown", cleared.text
+    assert (await api.get(f"/customers/{created['id']}")).json()["gender"] == "unknown"
+
 
 async def test_stage_and_owner_keep_their_history(
     api: httpx.AsyncClient, infra, tenant: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.customer.domain.custom_fields import FieldDefinition, validate_values
-from services.customer.domain.customer import Address, Customer
+from services.customer.domain.customer import Address, Customer, Gender
 from services.customer.domain.personal_data import (
     normalize_email,
     normalize_id_number,
@@ -14,6 +14,8 @@ from services.customer.domain.personal_data import (
 )
 
 NORMALISE = {"mobile": normalize_mobile, "email": normalize_email, "id_number": normalize_id_number}
+#: What a field that always has a value becomes when a caller clears it (sends null).
+CLEARED: dict[str, Any] = {"gender": Gender.UNKNOWN}
 
 
 def profile_values(
@@ -33,7 +35,9 @@ def profile_values(
 
 def apply_values(customer: Customer, values: dict[str, Any], *, at: Any) -> Customer:
     """The profile after an update; custom fields merge (None removes one)."""
-    update = {k: v for k, v in values.items() if k != "custom_fields"}
+    update = {
+        k: CLEARED.get(k) if v is None else v for k, v in values.items() if k != "custom_fields"
+    }
     if "address" in update and update["address"] is not None:
         update["address"] = Address.model_validate(update["address"])
     if "display_name" in update:

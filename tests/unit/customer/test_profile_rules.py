@@ -12,7 +12,13 @@ from cryptography.exceptions import InvalidTag
 from servicekit.errors import DomainError, InvalidInput
 from services.customer.domain.change_log import diff
 from services.customer.domain.custom_fields import FieldDefinition, FieldType, validate_values
-from services.customer.domain.customer import LifecycleStage, SourceChannel, register
+from services.customer.domain.customer import (
+    Customer,
+    Gender,
+    LifecycleStage,
+    SourceChannel,
+    register,
+)
 from services.customer.domain.lifecycle import promotion_after_first_order, stage_change
 from services.customer.domain.personal_data import (
     mask_email,
@@ -21,6 +27,7 @@ from services.customer.domain.personal_data import (
     normalize_id_number,
     normalize_mobile,
 )
+from services.customer.domain.profile_input import apply_values
 from services.customer.store.crypto import PersonalDataVault
 
 AT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -111,6 +118,14 @@ def test_the_change_log_masks_personal_values() -> None:
     assert changes["mobile"].old == "+86138****5678"
     assert changes["mobile"].new == "+86139****1111"
     assert changes["display_name"].new == "Li Lei Jr"
+
+
+def test_clearing_a_field_that_always_has_a_value_gives_its_cleared_value() -> None:
+    before = a_customer().model_copy(update={"gender": Gender.FEMALE})
+    after = apply_values(before, {"gender": None, "birthday": None}, at=AT)
+    assert after.gender is Gender.UNKNOWN and after.birthday is None
+    # What is stored still makes a valid profile.
+    assert Customer.model_validate(after.model_dump()) == after
 
 
 def test_stage_rules() -> None:
