@@ -90,8 +90,10 @@ class Runtime:
         runtime = cls(settings, client, db, producer, outbox, uow, relay, state=dict(state or {}))
         if run_relay:
             runtime.spawn(relay.run(), "outbox-relay")
-        for sub in subscriptions:
-            await runtime.subscribe(sub)
+        # Side by side: a group consumer's start waits on the broker's coordinator (5 s each
+        # on the embedded broker), and a service has several.
+        consumers = await asyncio.gather(*(runtime.subscribe(sub) for sub in subscriptions))
+        runtime.consumers[:] = consumers  # in the order of `subscriptions`
         for worker in workers or []:
             runtime.spawn(worker.run(runtime), f"worker:{worker.name}")
         return runtime
