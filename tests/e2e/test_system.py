@@ -161,21 +161,22 @@ async def _read_all(consumer: AIOKafkaConsumer, topics: list[str]) -> list[Envel
     return envelopes
 
 
+async def register(system: System, tenant: dict[str, str], name: str, mobile: str) -> str:
+    """A customer registered at the customer service through the gateway; their id."""
+    body = {"display_name": name, "source_channel": "store", "mobile": mobile}
+    response = await system.gateway.post("/api/v1/customer/customers", json=body, headers=tenant)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 async def test_tagging_follows_stages_merges_and_erasure(system: System) -> None:
     """Tagging's portrait counts active customers by stage, kept from customer events."""
     tenant = {"X-Tenant-Id": "e2e-portrait"}
     customer_api = "/api/v1/customer"
-
-    async def register(name: str, mobile: str) -> str:
-        body = {"display_name": name, "source_channel": "store", "mobile": mobile}
-        response = await system.gateway.post(f"{customer_api}/customers", json=body, headers=tenant)
-        assert response.status_code == 201, response.text
-        return response.json()["id"]
-
     buyer, duplicate, leaving = (
-        await register("Li Na", "13811110001"),
-        await register("Li Na (old card)", "13811110002"),
-        await register("Zhou Jie", "13811110003"),
+        await register(system, tenant, "Li Na", "13811110001"),
+        await register(system, tenant, "Li Na (old card)", "13811110002"),
+        await register(system, tenant, "Zhou Jie", "13811110003"),
     )
     order = {
         "order_id": "e2e-portrait-1",
@@ -265,16 +266,8 @@ async def test_a_merge_at_the_customer_service_moves_points_and_coupons_and_is_u
     base = str(system.gateway.base_url)
     async with httpx.AsyncClient(base_url=f"{base}/api/v1/coupon", headers=tenant) as coupon:
         batch = (await running_batches(coupon, batch_spec()))["main"]
-        survivor, duplicate = [
-            (
-                await system.gateway.post(
-                    "/api/v1/customer/customers",
-                    json={"display_name": name, "source_channel": "app", "mobile": mobile},
-                    headers=tenant,
-                )
-            ).json()["id"]
-            for name, mobile in (("Chen Jing", "13700000001"), ("Chen Jing (old)", "13700000002"))
-        ]
+        survivor = await register(system, tenant, "Chen Jing", "13700000001")
+        duplicate = await register(system, tenant, "Chen Jing (old card)", "13700000002")
         coupon_id = (await ok(claim(coupon, batch, duplicate), 201))["id"]
         adjustment = {"points": 300, "reason": "welcome"}
         credited = await system.gateway.post(
